@@ -1,0 +1,204 @@
+//! The device's Matrix session: log in, keep a sync going, retry with backoff, and say when the
+//! device is in service.
+
+use std::time::{Duration, Instant};
+
+use super::backoff::Backoff;
+use super::{MatrixCommand, MatrixFailure, Notify, Output, Outputs};
+
+/// The longest a login attempt may take before the session counts as stalled.
+const LOGIN_BUDGET: Duration = Duration::from_secs(120);
+/// The longest one sync request (a 30 s long poll plus a slow answer) may take.
+const SYNC_BUDGET: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    NotStarted,
+    LoggingIn,
+    WaitingToLogIn { until: Instant },
+    Syncing,
+    WaitingToSync { until: Instant },
+}
+
+#[derive(Debug)]
+pub struct Session {
+    phase: Phase,
+    login_backoff: Backoff,
+    sync_backoff: Backoff,
+    ready_sent: bool,
+    /// When the I/O layer must next report, or the session is stalled.
+    report_due: Option<Instant>,
+    last_failure: Option<String>,
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Session {
+            phase: Phase::NotStarted,
+            login_backoff: Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
+            sync_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+            ready_sent: false,
+            report_due: None,
+            last_failure: None,
+        }
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    pub fn in_service(&self) -> bool {
+        self.ready_sent && self.phase == Phase::Syncing
+    }
+
+    /// Whether the I/O layer has gone quiet for longer than any request may take.
+    pub fn stalled(&self, now: Instant) -> bool {
+        self.report_due.is_some_and(|due| now > due)
+    }
+
+    /// Why the device is not (yet) in service, for status displays.
+    pub fn describe(&self) -> String {
+        let reason = self
+            .last_failure
+            .as_deref()
+            .map(|f| format!(" after: {f}"))
+            .unwrap_or_default();
+        match &self.phase {
+            Phase::NotStarted => "starting".to_owned(),
+            Phase::LoggingIn => format!("logging in{reason}"),
+            Phase::WaitingToLogIn { .. } => format!("waiting to retry login{reason}"),
+            Phase::Syncing if self.ready_sent => "in service".to_owned(),
+            Phase::Syncing => "first sync".to_owned(),
+            Phase::WaitingToSync { .. } => format!("waiting to retry sync{reason}"),
+        }
+    }
+
+    pub fn start(&mut self, now: Instant, out: &mut Outputs) {
+        if self.phase == Phase::NotStarted {
+            self.log_in(now, out);
+        }
+    }
+
+    fn log_in(&mut self, now: Instant, out: &mut Outputs) {
+        self.phase = Phase::LoggingIn;
+        self.report_due = Some(now + LOGIN_BUDGET);
+        out.push_back(Output::Matrix(MatrixCommand::LogIn));
+        self.status(out);
+    }
+
+    fn sync(&mut self, now: Instant, out: &mut Outputs) {
+        self.phase = Phase::Syncing;
+        self.report_due = Some(now + SYNC_BUDGET);
+        out.push_back(Output::Matrix(MatrixCommand::Sync));
+    }
+
+    pub fn on_login(&mut self, now: Instant, result: Result<(), MatrixFailure>, out: &mut Outputs) {
+        if self.phase != Phase::LoggingIn {
+            log::debug!("ignoring a login result in phase {:?}", self.phase);
+            return;
+        }
+        match result {
+            Ok(()) => {
+                self.login_backoff.succeed();
+                self.last_failure = None;
+                log::info!("logged in; starting to sync");
+                self.sync(now, out);
+                self.status(out);
+            }
+            Err(failure) => {
+                let wait = self.login_backoff.fail();
+                log::error!(
+                    "login failed: {}; retrying in {}s",
+                    failure.message,
+                    wait.as_secs()
+                );
+                self.wait(now, wait, failure, true, out);
+            }
+        }
+    }
+
+    pub fn on_sync(&mut self, now: Instant, result: Result<(), MatrixFailure>, out: &mut Outputs) {
+        if self.phase != Phase::Syncing {
+            log::debug!("ignoring a sync result in phase {:?}", self.phase);
+            return;
+        }
+        match result {
+            Ok(()) => {
+                let recovered = self.sync_backoff.failures() > 0;
+                self.sync_backoff.succeed();
+                self.last_failure = None;
+                if !self.ready_sent {
+                    self.ready_sent = true;
+                    log::info!("first sync done; in service");
+                    out.push_back(Output::Notify(Notify::Ready));
+                    self.status(out);
+                } else if recovered {
+                    log::info!("sync recovered");
+                    self.status(out);
+                }
+                self.sync(now, out);
+            }
+            Err(failure) if failure.unauthorized => {
+                log::error!(
+                    "the homeserver no longer accepts our session ({}); logging in again",
+                    failure.message
+                );
+                let wait = self.login_backoff.fail();
+                self.wait(now, wait, failure, true, out);
+            }
+            Err(failure) => {
+                let wait = self.sync_backoff.fail();
+                log::warn!(
+                    "sync failed: {}; retrying in {}s",
+                    failure.message,
+                    wait.as_secs()
+                );
+                self.wait(now, wait, failure, false, out);
+            }
+        }
+    }
+
+    fn wait(
+        &mut self,
+        now: Instant,
+        wait: Duration,
+        failure: MatrixFailure,
+        login: bool,
+        out: &mut Outputs,
+    ) {
+        let until = now + wait;
+        self.phase = if login {
+            Phase::WaitingToLogIn { until }
+        } else {
+            Phase::WaitingToSync { until }
+        };
+        self.report_due = None;
+        self.last_failure = Some(failure.message);
+        self.status(out);
+    }
+
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::WaitingToLogIn { until } | Phase::WaitingToSync { until } => Some(until),
+            _ => None,
+        }
+    }
+
+    pub fn on_tick(&mut self, now: Instant, out: &mut Outputs) {
+        match self.phase {
+            Phase::WaitingToLogIn { until } if now >= until => self.log_in(now, out),
+            Phase::WaitingToSync { until } if now >= until => self.sync(now, out),
+            _ => {}
+        }
+    }
+
+    fn status(&self, out: &mut Outputs) {
+        out.push_back(Output::Notify(Notify::Status(self.describe())));
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}

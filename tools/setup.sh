@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what roomd's build, tests and demo need on a Debian 12 machine. Idempotent: a second
+# run checks and returns quickly. Everything besides Debian packages goes under .testenv/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SYNAPSE_VERSION=1.163.2
+DEBS=(
+  pkg-config libclang-dev libssl-dev libsqlite3-dev libasound2-dev libudev-dev libsystemd-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-alsa gstreamer1.0-libav
+  gstreamer1.0-tools python3-venv systemd
+)
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_if_needed apt-get update -q
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    -o DPkg::Lock::Timeout=600 "${missing[@]}"
+fi
+
+venv=.testenv/synapse
+if ! "$venv/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ != '$SYNAPSE_VERSION')" 2>/dev/null; then
+  echo "setup: installing Synapse $SYNAPSE_VERSION into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION"
+fi
+echo "setup: ready (Synapse $SYNAPSE_VERSION in $venv)"
