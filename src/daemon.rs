@@ -1,83 +1,210 @@
-//! The one loop: results from the I/O tasks and the core's timers go into the core; the core's
-//! commands come out and are started as tasks. It decides nothing itself.
+//! The one loop: results from the I/O tasks, control requests, signals and the core's timers go
+//! into the core; the core's commands come out and are started as tasks. It decides nothing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use matrix_sdk::Client;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::core::{Core, Input, MatrixCommand, MatrixFailure, Output, Settings};
+use crate::controls::socket::{self, ControlSocket};
+use crate::core::{
+    Core, CtlReply, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now, Output,
+    RoomSettings, Settings,
+};
 use crate::matrix::{self, Credential};
 use crate::systemd;
 
 /// What a finished I/O task hands back to the loop.
 enum Done {
     LoggedIn(Result<Client, MatrixFailure>),
-    Synced(Result<(), MatrixFailure>),
+    Synced(Result<Vec<Input>, MatrixFailure>),
+    Input(Input),
 }
 
-/// Runs until SIGTERM or SIGINT.
+fn now() -> Now {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Now::new(Instant::now().into_std(), unix_ms)
+}
+
+fn settings(config: &Config) -> Settings {
+    Settings {
+        identity: Identity {
+            user_id: config.matrix.user_id.clone(),
+            device_id: config.matrix.device_id.clone(),
+            session_id: format!("{:032x}", rand::random::<u128>()),
+        },
+        rooms: RoomSettings {
+            serve: config.rooms.serve.clone(),
+            invite_from: config.rooms.invite_from.clone(),
+            join: config.calls.join,
+        },
+        watchdog_timeout: systemd::watchdog_timeout(),
+    }
+}
+
+/// Runs until SIGTERM or SIGINT, then takes the call memberships back and returns.
 pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let credential = Arc::new(credential);
-    let settings = Settings {
-        watchdog_timeout: systemd::watchdog_timeout(),
-    };
-    let mut core = Core::new(Instant::now().into_std(), settings);
-    let (results, mut done) = mpsc::channel::<Done>(16);
-    let mut client: Option<Client> = None;
+    let (done_tx, mut done) = mpsc::channel::<Done>(64);
+    let (ctl_tx, mut ctl) = mpsc::channel::<socket::Request>(16);
+    let _socket = ControlSocket::bind(&config.control.socket, ctl_tx)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+
+    let mut core = Core::new(now(), settings(&config));
+    let mut client: Option<Client> = None;
+    let mut replies: HashMap<u64, oneshot::Sender<CtlReply>> = HashMap::new();
+    let mut ctl_ids = 0u64;
+    let mut stopping = false;
 
     loop {
         while let Some(output) = core.poll_output() {
             match output {
                 Output::Notify(n) => systemd::notify(&n),
-                Output::Matrix(MatrixCommand::LogIn) => {
-                    let (config, credential, results) =
-                        (config.clone(), credential.clone(), results.clone());
-                    tokio::spawn(async move {
-                        let result = matrix::log_in(&config.matrix, &credential).await;
-                        let _ = results.send(Done::LoggedIn(result)).await;
-                    });
+                Output::Reply { id, reply } => {
+                    if let Some(to) = replies.remove(&id) {
+                        let _ = to.send(reply);
+                    }
                 }
-                Output::Matrix(MatrixCommand::Sync) => {
-                    let Some(c) = client.clone() else {
-                        log::error!("sync requested before login; ignoring");
-                        continue;
-                    };
-                    let results = results.clone();
-                    tokio::spawn(async move {
-                        let result = matrix::sync_once(&c).await;
-                        let _ = results.send(Done::Synced(result)).await;
-                    });
+                Output::Exit => {
+                    log::info!("stopped");
+                    return Ok(());
+                }
+                Output::Matrix(command) => {
+                    start(command, &config, &credential, client.as_ref(), &done_tx)
                 }
             }
         }
 
         let wakeup = core.next_wakeup().map(Instant::from_std);
         tokio::select! {
-            Some(finished) = done.recv() => {
-                let input = match finished {
-                    Done::LoggedIn(result) => Input::LoggedIn(result.map(|c| {
-                        client = Some(c);
-                    })),
-                    Done::Synced(result) => Input::Synced(result),
-                };
-                core.handle(Instant::now().into_std(), input);
+            Some(finished) = done.recv() => match finished {
+                Done::LoggedIn(result) => {
+                    let result = result.map(|c| client = Some(c));
+                    core.handle(now(), Input::LoggedIn(result));
+                }
+                Done::Synced(Ok(inputs)) => {
+                    for input in inputs {
+                        core.handle(now(), input);
+                    }
+                    core.handle(now(), Input::Synced(Ok(())));
+                }
+                Done::Synced(Err(e)) => core.handle(now(), Input::Synced(Err(e))),
+                Done::Input(input) => core.handle(now(), input),
+            },
+            Some(request) = ctl.recv() => {
+                ctl_ids += 1;
+                replies.insert(ctl_ids, request.reply);
+                core.handle(now(), Input::Ctl { id: ctl_ids, request: request.request });
             }
-            _ = sleep_until(wakeup) => core.handle(Instant::now().into_std(), Input::Tick),
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
+            _ = sleep_until(wakeup) => core.handle(now(), Input::Tick),
+            _ = sigterm.recv() => stop(&mut core, &mut stopping)?,
+            _ = sigint.recv() => stop(&mut core, &mut stopping)?,
         }
     }
-    systemd::stopping();
-    log::info!("stopping");
-    let _ = client.take();
+}
+
+/// The first signal starts a clean shutdown; a second one ends it at once.
+fn stop(core: &mut Core, stopping: &mut bool) -> anyhow::Result<()> {
+    if *stopping {
+        anyhow::bail!("stopped by a second signal before leaving every call");
+    }
+    *stopping = true;
+    core.handle(now(), Input::Shutdown);
     Ok(())
+}
+
+/// Starts the task that carries out `command`; its result comes back through `done`.
+fn start(
+    command: MatrixCommand,
+    config: &Arc<Config>,
+    credential: &Arc<Credential>,
+    client: Option<&Client>,
+    done: &mpsc::Sender<Done>,
+) {
+    let done = done.clone();
+    if let MatrixCommand::LogIn { fresh } = command {
+        let (config, credential) = (config.clone(), credential.clone());
+        tokio::spawn(async move {
+            let result = matrix::log_in(&config.matrix, &credential, fresh).await;
+            let _ = done.send(Done::LoggedIn(result)).await;
+        });
+        return;
+    }
+    let Some(client) = client.cloned() else {
+        let failure = MatrixFailure {
+            kind: FailureKind::Other,
+            message: "not logged in".to_owned(),
+        };
+        let input = match command {
+            MatrixCommand::Sync { .. } => Done::Synced(Err(failure)),
+            MatrixCommand::JoinRoom { request, .. } => Done::Input(Input::RoomJoined {
+                request,
+                result: Err(failure),
+            }),
+            MatrixCommand::SendState { request, .. } => Done::Input(Input::StateSent {
+                request,
+                result: Err(failure),
+            }),
+            MatrixCommand::UpdateDelayed { request, .. } => Done::Input(Input::DelayedUpdated {
+                request,
+                result: Err(failure),
+            }),
+            MatrixCommand::LogIn { .. } => unreachable!("handled above"),
+        };
+        tokio::spawn(async move {
+            let _ = done.send(input).await;
+        });
+        return;
+    };
+    tokio::spawn(async move {
+        let result = match command {
+            MatrixCommand::Sync { full_state } => {
+                Done::Synced(matrix::sync_once(&client, full_state).await)
+            }
+            MatrixCommand::JoinRoom { request, room } => Done::Input(Input::RoomJoined {
+                request,
+                result: matrix::join(&client, &room).await,
+            }),
+            MatrixCommand::SendState {
+                request,
+                room_id,
+                event_type,
+                state_key,
+                content,
+                delay_ms,
+            } => Done::Input(Input::StateSent {
+                request,
+                result: matrix::send_state(
+                    &client,
+                    room_id,
+                    &event_type,
+                    &state_key,
+                    &content,
+                    delay_ms,
+                )
+                .await,
+            }),
+            MatrixCommand::UpdateDelayed {
+                request,
+                delay_id,
+                action,
+            } => Done::Input(Input::DelayedUpdated {
+                request,
+                result: matrix::update_delayed(&client, delay_id, action).await,
+            }),
+            MatrixCommand::LogIn { .. } => unreachable!("handled above"),
+        };
+        let _ = done.send(result).await;
+    });
 }
 
 async fn sleep_until(at: Option<Instant>) {

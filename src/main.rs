@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use roomd::config::{self, Config, Severity};
+use roomd::core::CtlRequest;
 
 /// Exit status for a config that does not parse or make sense (systemd does not restart on it).
 const EXIT_INVALID_CONFIG: u8 = 2;
@@ -33,6 +34,26 @@ enum Command {
     },
     /// Print the default config, fully commented.
     PrintConfig,
+    /// Talk to the running roomd over its control socket.
+    Ctl {
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// Per served room: whether a call is on, who is in it, and what roomd is doing.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Leave the call and stay out of it until it ends or someone rings.
+    Hangup {
+        /// The room (ID or alias as configured); default: whichever room has the call.
+        room: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +65,49 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig { path } => check_config(&path.unwrap_or(cli.config)),
         Command::Run => run(&cli.config, cli.verbose),
+        Command::Ctl { command } => ctl(&cli.config, command),
+    }
+}
+
+fn ctl(config_path: &std::path::Path, command: CtlCommand) -> ExitCode {
+    // Only the socket path is needed; a config with other problems must not stop `ctl`.
+    let socket = match Config::load(config_path) {
+        Ok((_, loaded)) => loaded.config.control.socket,
+        Err(_) => {
+            let default = Config::default().control.socket;
+            eprintln!(
+                "roomd ctl: {} is not a valid config; trying {}",
+                config_path.display(),
+                default.display()
+            );
+            default
+        }
+    };
+    let (request, json) = match command {
+        CtlCommand::Status { json } => (CtlRequest::Status, json),
+        CtlCommand::Hangup { room } => (CtlRequest::Hangup { room }, false),
+    };
+    match roomd::controls::client::request(&socket, &request) {
+        Ok(reply) if !reply.ok => {
+            eprintln!("roomd: {}", reply.error.unwrap_or_default());
+            ExitCode::FAILURE
+        }
+        Ok(reply) => {
+            match (reply.status, reply.message) {
+                (Some(status), _) if json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("status serializes")
+                ),
+                (Some(status), _) => print!("{}", status.render()),
+                (None, Some(message)) => println!("{message}"),
+                (None, None) => {}
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("roomd ctl: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -17,12 +17,9 @@ pub fn notify(message: &Notify) {
         Notify::Ready => NotifyState::Ready,
         Notify::Watchdog => NotifyState::Watchdog,
         Notify::Status(text) => NotifyState::Status(text),
+        Notify::Stopping => NotifyState::Stopping,
     };
     if let Err(e) = sd_notify::notify(&[state]) {
         log::warn!("cannot notify systemd ({message:?}): {e}");
     }
-}
-
-pub fn stopping() {
-    let _ = sd_notify::notify(&[NotifyState::Stopping]);
 }

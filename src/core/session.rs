@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::backoff::Backoff;
-use super::{MatrixCommand, MatrixFailure, Notify, Output, Outputs};
+use super::{FailureKind, MatrixCommand, MatrixFailure, Notify, Output, Outputs};
 
 /// The longest a login attempt may take before the session counts as stalled.
 const LOGIN_BUDGET: Duration = Duration::from_secs(120);
@@ -29,6 +29,10 @@ pub struct Session {
     /// When the I/O layer must next report, or the session is stalled.
     report_due: Option<Instant>,
     last_failure: Option<String>,
+    /// The next login must not reuse the saved session (the homeserver refused it).
+    fresh_login: bool,
+    /// The next sync must fetch the whole state (the first of this run or after a login).
+    full_state: bool,
 }
 
 impl Session {
@@ -40,6 +44,8 @@ impl Session {
             ready_sent: false,
             report_due: None,
             last_failure: None,
+            fresh_login: false,
+            full_state: true,
         }
     }
 
@@ -82,14 +88,18 @@ impl Session {
     fn log_in(&mut self, now: Instant, out: &mut Outputs) {
         self.phase = Phase::LoggingIn;
         self.report_due = Some(now + LOGIN_BUDGET);
-        out.push_back(Output::Matrix(MatrixCommand::LogIn));
+        out.push_back(Output::Matrix(MatrixCommand::LogIn {
+            fresh: self.fresh_login,
+        }));
         self.status(out);
     }
 
     fn sync(&mut self, now: Instant, out: &mut Outputs) {
         self.phase = Phase::Syncing;
         self.report_due = Some(now + SYNC_BUDGET);
-        out.push_back(Output::Matrix(MatrixCommand::Sync));
+        out.push_back(Output::Matrix(MatrixCommand::Sync {
+            full_state: self.full_state,
+        }));
     }
 
     pub fn on_login(&mut self, now: Instant, result: Result<(), MatrixFailure>, out: &mut Outputs) {
@@ -101,6 +111,8 @@ impl Session {
             Ok(()) => {
                 self.login_backoff.succeed();
                 self.last_failure = None;
+                self.fresh_login = false;
+                self.full_state = true;
                 log::info!("logged in; starting to sync");
                 self.sync(now, out);
                 self.status(out);
@@ -124,6 +136,7 @@ impl Session {
         }
         match result {
             Ok(()) => {
+                self.full_state = false;
                 let recovered = self.sync_backoff.failures() > 0;
                 self.sync_backoff.succeed();
                 self.last_failure = None;
@@ -138,7 +151,8 @@ impl Session {
                 }
                 self.sync(now, out);
             }
-            Err(failure) if failure.unauthorized => {
+            Err(failure) if failure.kind == FailureKind::Unauthorized => {
+                self.fresh_login = true;
                 log::error!(
                     "the homeserver no longer accepts our session ({}); logging in again",
                     failure.message

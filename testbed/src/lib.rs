@@ -5,6 +5,8 @@ pub mod demo;
 pub mod paths;
 pub mod roomd;
 pub mod synapse;
+pub mod visitor;
 
 pub use roomd::{Roomd, RoomdConfig};
 pub use synapse::Synapse;
+pub use visitor::Visitor;

@@ -126,6 +126,7 @@ pub struct Roomd {
     notifications: Arc<Mutex<Vec<String>>>,
     stop_listening: Arc<AtomicBool>,
     dir: PathBuf,
+    bin: PathBuf,
 }
 
 impl Roomd {
@@ -204,6 +205,7 @@ impl Roomd {
             notifications,
             stop_listening,
             dir: dir.to_owned(),
+            bin: bin.to_owned(),
         })
     }
 
@@ -244,6 +246,28 @@ impl Roomd {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// Runs `roomd ctl ARGS` against this roomd, as an admin would.
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.bin)
+            .arg("--config")
+            .arg(self.dir.join("roomd.toml"))
+            .arg("ctl")
+            .args(args)
+            .output()
+            .expect("roomd ctl runs")
+    }
+
+    /// `roomd ctl status --json`, parsed.
+    pub fn status(&self) -> anyhow::Result<serde_json::Value> {
+        let out = self.ctl(&["status", "--json"]);
+        anyhow::ensure!(
+            out.status.success(),
+            "roomd ctl status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(serde_json::from_slice(&out.stdout)?)
     }
 
     /// Whether the process is still running.

@@ -54,19 +54,18 @@ impl Synapse {
         if !status.success() {
             bail!("Synapse could not generate its keys ({status})");
         }
-        let log = std::fs::File::create(dir.path().join("synapse.log"))?;
-        let mut command = Command::new(&python);
-        command
-            .args(["-m", "synapse.app.homeserver", "-c"])
-            .arg(&config)
-            .current_dir(dir.path())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        die_with_parent(&mut command);
-        let child = command.spawn().context("starting Synapse")?;
+        let child = spawn(&python, dir.path())?;
         let mut synapse = Synapse { child, port, dir };
         synapse.wait_until_up(Duration::from_secs(60))?;
         Ok(synapse)
+    }
+
+    /// Starts the stopped homeserver again, on the same port with the same database.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let python = paths::testenv().join("synapse/bin/python");
+        self.child = spawn(&python, self.dir.path())?;
+        self.wait_until_up(Duration::from_secs(60))
     }
 
     fn wait_until_up(&mut self, limit: Duration) -> anyhow::Result<()> {
@@ -144,23 +143,71 @@ impl Synapse {
     /// The access tokens Synapse has issued to `user_id`, read from its database, so a test can
     /// look for them where they must not be.
     pub fn access_tokens(&self, user_id: &str) -> anyhow::Result<Vec<String>> {
+        self.query("select token from access_tokens where user_id=?", user_id)
+    }
+
+    /// The display name of `user_id`, from Synapse's database.
+    pub fn display_name(&self, user_id: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .query(
+                "select displayname from profiles where full_user_id=?",
+                user_id,
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// The devices of `user_id` that have uploaded E2EE device keys.
+    pub fn devices_with_keys(&self, user_id: &str) -> anyhow::Result<Vec<String>> {
+        self.query(
+            "select device_id from e2e_device_keys_json where user_id=?",
+            user_id,
+        )
+    }
+
+    /// The devices `user_id` has, from Synapse's database.
+    pub fn devices(&self, user_id: &str) -> anyhow::Result<Vec<String>> {
+        self.query("select device_id from devices where user_id=?", user_id)
+    }
+
+    /// One column of a query on Synapse's database with one parameter.
+    fn query(&self, sql: &str, param: &str) -> anyhow::Result<Vec<String>> {
         let python = paths::testenv().join("synapse/bin/python");
         let db = self.dir.path().join("homeserver.db");
         let script = "import sqlite3,sys\n\
             c=sqlite3.connect(sys.argv[1])\n\
-            for (t,) in c.execute('select token from access_tokens where user_id=?',(sys.argv[2],)):\n    print(t)\n";
+            for (v,) in c.execute(sys.argv[2],(sys.argv[3],)):\n    print(v)\n";
         let out = Command::new(python)
             .args(["-c", script])
             .arg(db)
-            .arg(user_id)
+            .arg(sql)
+            .arg(param)
             .output()?;
         if !out.status.success() {
-            bail!("reading tokens: {}", String::from_utf8_lossy(&out.stderr));
+            bail!("querying Synapse: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8(out.stdout)?
             .lines()
             .map(str::to_owned)
             .collect())
+    }
+
+    /// Logs out the session of `access_token`, as an admin revoking a device's login would.
+    pub async fn logout(&self, access_token: &str) -> anyhow::Result<()> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        write!(
+            s,
+            "POST /_matrix/client/v3/logout HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+             Authorization: Bearer {access_token}\r\nContent-Type: application/json\r\n\
+             Content-Length: 2\r\n\r\n{{}}"
+        )?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply)?;
+        anyhow::ensure!(
+            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+            "logout: {reply}"
+        );
+        Ok(())
     }
 
     /// Stops the homeserver (as a crash or an outage would look to roomd).
@@ -176,6 +223,22 @@ impl Drop for Synapse {
     }
 }
 
+fn spawn(python: &Path, dir: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("synapse.log"))?;
+    let mut command = Command::new(python);
+    command
+        .args(["-m", "synapse.app.homeserver", "-c"])
+        .arg(dir.join("homeserver.yaml"))
+        .current_dir(dir)
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    die_with_parent(&mut command);
+    command.spawn().context("starting Synapse")
+}
+
 /// Kill the child when the test process dies, so no server outlives its test.
 pub(crate) fn die_with_parent(command: &mut Command) {
     // SAFETY: prctl is async-signal-safe and touches only the child's own state.
@@ -187,7 +250,7 @@ pub(crate) fn die_with_parent(command: &mut Command) {
     }
 }
 
-pub(crate) fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -1,0 +1,59 @@
+//! The control socket's requests and replies: one JSON object per line each way.
+
+use serde::{Deserialize, Serialize};
+
+use super::status::Status;
+
+/// The longest request line the socket reads; anything longer is refused.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CtlRequest {
+    Status,
+    /// Leave the call (in `room`, or wherever we are in one) and stay out until it ends.
+    Hangup {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CtlReply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl CtlReply {
+    pub fn status(status: Status) -> Self {
+        CtlReply {
+            ok: true,
+            status: Some(status),
+            message: None,
+            error: None,
+        }
+    }
+
+    pub fn done(message: impl Into<String>) -> Self {
+        CtlReply {
+            ok: true,
+            status: None,
+            message: Some(message.into()),
+            error: None,
+        }
+    }
+
+    pub fn error(error: impl Into<String>) -> Self {
+        CtlReply {
+            ok: false,
+            status: None,
+            message: None,
+            error: Some(error.into()),
+        }
+    }
+}

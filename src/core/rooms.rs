@@ -1,0 +1,457 @@
+//! The rooms the device is in: joining the served ones and staying there, accepting invites from
+//! the allow list, and for each served room, which call we are in and why.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use matrix_sdk::ruma::{OwnedRoomId, OwnedRoomOrAliasId, OwnedUserId, RoomId};
+
+use super::backoff::Backoff;
+use super::events::{Invite, StateEvent, TimelineEvent};
+use super::own_call::{Identity, OwnCall, Phase as CallPhase};
+use super::policy::{self, Decision, HungUp, Me};
+use super::room::{Applied, OwnMembership, RoomState};
+use super::status::{CallStatus, Participant, RoomStatus, SeatState};
+use super::{MatrixCommand, MatrixFailure, Now, Output, Outputs};
+use crate::config::{JoinPolicy, Principal};
+
+/// What the rooms need to know from the config.
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    pub serve: Vec<OwnedRoomOrAliasId>,
+    pub invite_from: Vec<Principal>,
+    pub join: JoinPolicy,
+}
+
+#[derive(Debug)]
+enum JoinAttempt {
+    Idle,
+    InFlight(u64),
+    Waiting(Instant),
+}
+
+#[derive(Debug)]
+struct ServedRoom {
+    configured: OwnedRoomOrAliasId,
+    room_id: Option<OwnedRoomId>,
+    own: OwnMembership,
+    join: JoinAttempt,
+    join_backoff: Backoff,
+    own_call: Option<OwnCall>,
+    hung_up: Option<HungUp>,
+    decision: Option<Decision>,
+}
+
+#[derive(Debug)]
+pub struct Rooms {
+    settings: RoomSettings,
+    me: Identity,
+    served: Vec<ServedRoom>,
+    /// State of every room we have seen, served or not, by ID.
+    states: HashMap<OwnedRoomId, RoomState>,
+    /// Joins of invited rooms in flight, by request.
+    invite_joins: HashMap<u64, OwnedRoomId>,
+    /// Invites already decided, so each is logged once.
+    invites_seen: HashMap<OwnedRoomId, bool>,
+}
+
+impl Rooms {
+    pub fn new(settings: RoomSettings, me: Identity) -> Self {
+        let served = settings
+            .serve
+            .iter()
+            .map(|configured| ServedRoom {
+                room_id: RoomId::parse(configured.as_str()).ok(),
+                configured: configured.clone(),
+                own: OwnMembership::Unknown,
+                join: JoinAttempt::Idle,
+                join_backoff: Backoff::new(Duration::from_secs(10), Duration::from_secs(600)),
+                own_call: None,
+                hung_up: None,
+                decision: None,
+            })
+            .collect();
+        Rooms {
+            settings,
+            me,
+            served,
+            states: HashMap::new(),
+            invite_joins: HashMap::new(),
+            invites_seen: HashMap::new(),
+        }
+    }
+
+    pub fn on_state(&mut self, now: Now, ev: &StateEvent) {
+        let state = self.states.entry(ev.room_id.clone()).or_default();
+        if let Applied::OwnMembership(own, by) = state.apply_state(ev, &self.me.user_id) {
+            self.own_membership_changed(now, &ev.room_id, own, by);
+        }
+    }
+
+    pub fn on_timeline(&mut self, ev: &TimelineEvent) {
+        self.states
+            .entry(ev.room_id.clone())
+            .or_default()
+            .apply_timeline(ev);
+    }
+
+    fn own_membership_changed(
+        &mut self,
+        now: Now,
+        room_id: &RoomId,
+        own: OwnMembership,
+        by: Option<OwnedUserId>,
+    ) {
+        let Some(room) = self
+            .served
+            .iter_mut()
+            .find(|r| r.room_id.as_deref() == Some(room_id))
+        else {
+            return;
+        };
+        let was = room.own;
+        room.own = own;
+        let by = by.map_or_else(|| "someone".to_owned(), |u| u.to_string());
+        match (was, own) {
+            (OwnMembership::Joined, OwnMembership::Left) => {
+                // Repeated kicks back the rejoins off further each time.
+                let wait = room.join_backoff.fail();
+                log::warn!(
+                    "removed from served room {} by {by}; rejoining in {}s",
+                    room.configured,
+                    wait.as_secs()
+                );
+                room.join = JoinAttempt::Waiting(now.mono + wait);
+            }
+            (was, OwnMembership::Banned) if was != OwnMembership::Banned => {
+                log::error!(
+                    "banned from served room {} by {by}; not rejoining until unbanned",
+                    room.configured
+                );
+            }
+            _ => {}
+        }
+        if own != OwnMembership::Joined {
+            // Without the room there is no call to be in; our membership went with us.
+            room.own_call = None;
+        }
+    }
+
+    pub fn on_invite(&mut self, invite: &Invite, ids: &mut u64, out: &mut Outputs) {
+        if self.invites_seen.contains_key(&invite.room_id) {
+            return;
+        }
+        let served = self
+            .served
+            .iter()
+            .any(|r| r.room_id.as_ref() == Some(&invite.room_id));
+        let allowed = invite
+            .inviter
+            .as_ref()
+            .is_some_and(|u| self.settings.invite_from.iter().any(|p| p.matches(u)));
+        let inviter = invite
+            .inviter
+            .as_ref()
+            .map_or_else(|| "an unknown sender".to_owned(), |u| u.to_string());
+        let accept = served || allowed;
+        self.invites_seen.insert(invite.room_id.clone(), accept);
+        if !accept {
+            log::warn!(
+                "ignoring the invite to {} from {inviter}: not in rooms.invite_from",
+                invite.room_id
+            );
+            return;
+        }
+        log::info!("accepting the invite to {} from {inviter}", invite.room_id);
+        *ids += 1;
+        self.invite_joins.insert(*ids, invite.room_id.clone());
+        out.push_back(Output::Matrix(MatrixCommand::JoinRoom {
+            request: *ids,
+            room: invite.room_id.clone().into(),
+        }));
+    }
+
+    /// The result of a [`MatrixCommand::JoinRoom`]. Returns false if it was not ours.
+    pub fn on_joined(
+        &mut self,
+        now: Now,
+        request: u64,
+        result: &Result<OwnedRoomId, MatrixFailure>,
+    ) -> bool {
+        if let Some(room_id) = self.invite_joins.remove(&request) {
+            match result {
+                Ok(_) => log::info!("joined {room_id}"),
+                Err(e) => {
+                    log::warn!("could not accept the invite to {room_id}: {}", e.message);
+                    // A later invite to the same room gets another chance.
+                    self.invites_seen.remove(&room_id);
+                }
+            }
+            return true;
+        }
+        let Some(room) = self
+            .served
+            .iter_mut()
+            .find(|r| matches!(r.join, JoinAttempt::InFlight(q) if q == request))
+        else {
+            return false;
+        };
+        match result {
+            Ok(room_id) => {
+                log::info!("joined served room {} ({room_id})", room.configured);
+                room.room_id = Some(room_id.clone());
+                room.own = OwnMembership::Joined;
+                room.join = JoinAttempt::Idle;
+            }
+            Err(e) => {
+                let wait = room.join_backoff.fail();
+                log::warn!(
+                    "could not join served room {}: {}; retrying in {}s",
+                    room.configured,
+                    e.message,
+                    wait.as_secs()
+                );
+                room.join = JoinAttempt::Waiting(now.mono + wait);
+            }
+        }
+        true
+    }
+
+    pub fn on_state_sent(
+        &mut self,
+        now: Now,
+        request: u64,
+        result: Result<Option<String>, MatrixFailure>,
+        ids: &mut u64,
+        out: &mut Outputs,
+    ) {
+        let me = self.me.clone();
+        for room in &mut self.served {
+            if let Some(call) = &mut room.own_call
+                && call.on_state_sent(now, request, result.clone(), &me, ids, out)
+            {
+                return;
+            }
+        }
+        log::debug!("a state write result nobody asked for: {request}");
+    }
+
+    pub fn on_delayed_updated(
+        &mut self,
+        now: Now,
+        request: u64,
+        result: Result<(), MatrixFailure>,
+        ids: &mut u64,
+        out: &mut Outputs,
+    ) {
+        let me = self.me.clone();
+        for room in &mut self.served {
+            if let Some(call) = &mut room.own_call
+                && call.on_delayed_updated(now, request, result.clone(), &me, ids, out)
+            {
+                return;
+            }
+        }
+        log::debug!("a delayed-event result nobody asked for: {request}");
+    }
+
+    /// Leaves the call in `room` (or whichever served room we are in a call in) and stays out of
+    /// it until it ends or someone rings. Returns what was done, or why nothing was.
+    pub fn hang_up(&mut self, room: Option<&str>) -> Result<String, String> {
+        let me_user = self.me.user_id.clone();
+        let target = self.served.iter_mut().find(|r| {
+            let named = room.is_none_or(|name| {
+                r.configured.as_str() == name || r.room_id.as_ref().is_some_and(|id| id == name)
+            });
+            named && r.own_call.as_ref().and_then(|c| c.current()).is_some()
+        });
+        let Some(served) = target else {
+            return Err("not in a call".to_owned());
+        };
+        let call = served
+            .own_call
+            .as_ref()
+            .and_then(|c| c.current())
+            .cloned()
+            .expect("checked above");
+        let ring_seen = served
+            .room_id
+            .as_ref()
+            .and_then(|id| self.states.get(id))
+            .and_then(|s| s.latest_ring(&me_user));
+        log::info!(
+            "hang-up in {}: leaving and staying out of {call:?}",
+            served.configured
+        );
+        served.hung_up = Some(HungUp { call, ring_seen });
+        Ok(format!("hung up in {}", served.configured))
+    }
+
+    /// Acts on everything that has changed: joins served rooms, decides each room's call and
+    /// moves our membership toward it.
+    pub fn step(&mut self, now: Now, in_service: bool, ids: &mut u64, out: &mut Outputs) {
+        if !in_service {
+            return;
+        }
+        let mut busy = self.served.iter().position(|r| {
+            r.own_call
+                .as_ref()
+                .is_some_and(|c| *c.phase() != CallPhase::Out)
+        });
+        for i in 0..self.served.len() {
+            let room = &mut self.served[i];
+            Self::keep_joined(room, now, ids, out);
+            let Some(room_id) = room.room_id.clone() else {
+                continue;
+            };
+            if room.own != OwnMembership::Joined {
+                continue;
+            }
+            let empty = RoomState::default();
+            let state = self.states.get(&room_id).unwrap_or(&empty);
+            let me = Me {
+                user_id: &self.me.user_id,
+                device_id: self.me.device_id.as_str(),
+            };
+            if room
+                .hung_up
+                .as_ref()
+                .is_some_and(|h| policy::hang_up_lapsed(state, h, &me, now.unix_ms))
+            {
+                log::info!(
+                    "the hung-up call in {} is over or rang again",
+                    room.configured
+                );
+                room.hung_up = None;
+            }
+            let own_call = room
+                .own_call
+                .get_or_insert_with(|| OwnCall::new(room_id.clone()));
+            let current = own_call.current().cloned();
+            let mut decision = policy::decide(
+                state,
+                self.settings.join,
+                &me,
+                current.as_ref(),
+                room.hung_up.as_ref(),
+                now.unix_ms,
+            );
+            if decision.call.is_some() && busy.is_some_and(|b| b != i) {
+                decision = Decision {
+                    call: None,
+                    why: "already in a call in another served room",
+                };
+            }
+            if decision.call.is_some() {
+                busy = Some(i);
+            }
+            if room.decision.as_ref() != Some(&decision) {
+                log::debug!("{}: {}", room.configured, decision.why);
+            }
+            if let Some(call) = own_call.current() {
+                let present = state
+                    .members(now.unix_ms)
+                    .any(|m| &m.call == call && me.is(m));
+                own_call.observe(now, present, &self.me, ids, out);
+            }
+            own_call.converge(now, decision.call.as_ref(), &self.me, ids, out);
+            room.decision = Some(decision);
+        }
+    }
+
+    fn keep_joined(room: &mut ServedRoom, now: Now, ids: &mut u64, out: &mut Outputs) {
+        if matches!(room.own, OwnMembership::Joined | OwnMembership::Banned) {
+            return;
+        }
+        match room.join {
+            JoinAttempt::InFlight(_) => return,
+            JoinAttempt::Waiting(until) if now.mono < until => return,
+            _ => {}
+        }
+        *ids += 1;
+        room.join = JoinAttempt::InFlight(*ids);
+        log::info!("joining served room {}", room.configured);
+        out.push_back(Output::Matrix(MatrixCommand::JoinRoom {
+            request: *ids,
+            room: room.configured.clone(),
+        }));
+    }
+
+    /// Leaves every call, for a clean shutdown.
+    pub fn leave_calls(&mut self, now: Now, ids: &mut u64, out: &mut Outputs) {
+        for room in &mut self.served {
+            if let Some(call) = &mut room.own_call {
+                call.converge(now, None, &self.me, ids, out);
+            }
+        }
+    }
+
+    /// Whether no call membership of ours is left to take back.
+    pub fn out_of_calls(&self) -> bool {
+        self.served.iter().all(|r| {
+            r.own_call
+                .as_ref()
+                .is_none_or(|c| *c.phase() == CallPhase::Out)
+        })
+    }
+
+    pub fn next_wakeup(&self, now: Now) -> Option<Instant> {
+        let joins = self.served.iter().filter_map(|r| match r.join {
+            JoinAttempt::Waiting(t) => Some(t),
+            _ => None,
+        });
+        let calls = self
+            .served
+            .iter()
+            .filter_map(|r| r.own_call.as_ref().and_then(|c| c.next_wakeup()));
+        let expiries = self
+            .served
+            .iter()
+            .filter_map(|r| r.room_id.as_ref().and_then(|id| self.states.get(id)))
+            .filter_map(|s| s.next_expiry(now.unix_ms))
+            .map(|t| now.instant_at(t));
+        joins.chain(calls).chain(expiries).min()
+    }
+
+    pub fn status(&self, now: Now) -> Vec<RoomStatus> {
+        self.served
+            .iter()
+            .map(|room| {
+                let state = room.room_id.as_ref().and_then(|id| self.states.get(id));
+                let calls: Vec<CallStatus> = state
+                    .map(|s| {
+                        s.calls(now.unix_ms)
+                            .into_iter()
+                            .map(|(call, members)| CallStatus {
+                                call,
+                                participants: members
+                                    .into_iter()
+                                    .map(|m| Participant::new(m, now.unix_ms))
+                                    .collect(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let seat = match room.own_call.as_ref().map(|c| c.phase()) {
+                    Some(CallPhase::Joining(_)) => SeatState::Joining,
+                    Some(CallPhase::In(_)) => SeatState::InCall,
+                    Some(CallPhase::Leaving(_)) => SeatState::Leaving,
+                    _ if room.hung_up.is_some() => SeatState::LeftByHangUp,
+                    _ => SeatState::Idle,
+                };
+                RoomStatus {
+                    room: room.configured.to_string(),
+                    room_id: room.room_id.as_ref().map(|id| id.to_string()),
+                    joined: room.own == OwnMembership::Joined,
+                    call_on: !calls.is_empty(),
+                    calls,
+                    state: seat,
+                    why: room
+                        .decision
+                        .as_ref()
+                        .map_or(String::new(), |d| d.why.to_owned()),
+                }
+            })
+            .collect()
+    }
+}

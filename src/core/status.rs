@@ -1,0 +1,114 @@
+//! What `roomd ctl status` shows: a snapshot of the core, as plain serializable values.
+
+use serde::{Deserialize, Serialize};
+
+use super::membership::{CallId, Member, Shape};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// `in service`, or why not.
+    pub service: String,
+    pub user_id: String,
+    pub device_id: String,
+    pub rooms: Vec<RoomStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomStatus {
+    /// The room as configured (ID or alias).
+    pub room: String,
+    pub room_id: Option<String>,
+    pub joined: bool,
+    pub call_on: bool,
+    pub calls: Vec<CallStatus>,
+    /// Our own part in the room's call.
+    pub state: SeatState,
+    /// Why we are (or are not) in a call.
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallStatus {
+    pub call: CallId,
+    pub participants: Vec<Participant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Participant {
+    pub user_id: String,
+    pub device_id: String,
+    pub focus: String,
+    pub shape: Shape,
+    pub expires_in_s: u64,
+}
+
+impl Participant {
+    pub fn new(m: &Member, now_ms: u64) -> Self {
+        Participant {
+            user_id: m.user_id.to_string(),
+            device_id: m.device_id.clone(),
+            focus: m.focus.clone(),
+            shape: m.shape,
+            expires_in_s: m.expires_at_ms.saturating_sub(now_ms) / 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatState {
+    Idle,
+    Joining,
+    InCall,
+    Leaving,
+    LeftByHangUp,
+}
+
+impl Status {
+    /// The human-readable form of `roomd ctl status`.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{} (device {}): {}\n",
+            self.user_id, self.device_id, self.service
+        );
+        for r in &self.rooms {
+            let id = r.room_id.as_deref().unwrap_or("not joined");
+            out.push_str(&format!(
+                "room {} ({id}){}\n",
+                r.room,
+                if r.joined { "" } else { ", not joined" }
+            ));
+            let state = match r.state {
+                SeatState::Idle => "idle",
+                SeatState::Joining => "joining",
+                SeatState::InCall => "in call",
+                SeatState::Leaving => "leaving",
+                SeatState::LeftByHangUp => "left by hang-up",
+            };
+            out.push_str(&format!("  us: {state} ({})\n", r.why));
+            if r.calls.is_empty() {
+                out.push_str("  no call\n");
+            }
+            for c in &r.calls {
+                let name = match &c.call {
+                    CallId::Rtc {
+                        application,
+                        call_id,
+                        scope,
+                    } => {
+                        format!("{application} session {call_id:?} ({scope})")
+                    }
+                    CallId::Mesh { group_call_id } => format!("mesh call {group_call_id}"),
+                };
+                out.push_str(&format!("  call: {name}\n"));
+                for p in &c.participants {
+                    out.push_str(&format!(
+                        "    {} {} via {} (expires in {}s)\n",
+                        p.user_id, p.device_id, p.focus, p.expires_in_s
+                    ));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,484 @@
+//! roomd as a Matrix device against a real Synapse: its session survives restarts, it serves its
+//! room, sees every call membership shape, joins a mesh room call behind a delayed leave that
+//! outlives a SIGKILL, and takes invites only from its allow list.
+
+use std::time::{Duration, Instant};
+
+use roomd_testbed::{Roomd, RoomdConfig, Synapse, Visitor};
+use serde_json::Value;
+
+const ROOMD: &str = env!("CARGO_BIN_EXE_roomd");
+const PASSWORD: &str = "room-password";
+const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+fn start(config: &RoomdConfig, dir: &std::path::Path) -> Roomd {
+    let mut roomd = Roomd::spawn(ROOMD.as_ref(), config, dir, &["-v"], &[]).unwrap();
+    assert!(
+        roomd.wait_for_notification("READY=1", Duration::from_secs(60)),
+        "roomd never got ready; log:\n{}",
+        roomd.log()
+    );
+    roomd
+}
+
+/// Polls `roomd ctl status --json` until `done` holds; returns how long that took.
+fn wait_for_status(
+    roomd: &Roomd,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(status) = roomd.status()
+            && done(&status)
+        {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn lists(status: &Value, user: &str, device: &str) -> bool {
+    status["rooms"][0]["calls"].as_array().is_some_and(|calls| {
+        calls.iter().any(|c| {
+            c["participants"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["user_id"] == user && p["device_id"] == device)
+            })
+        })
+    })
+}
+
+#[test]
+fn a_restart_restores_the_session_without_a_new_login() {
+    let synapse = Synapse::start().unwrap();
+    runtime()
+        .block_on(synapse.register("room", PASSWORD))
+        .unwrap();
+    let config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut first = start(&config, dir.path());
+    assert!(first.log().contains("logged in"), "{}", first.log());
+    first.terminate().unwrap();
+    let user = config.user_id();
+    assert_eq!(
+        synapse.devices(&user).unwrap(),
+        vec![config.device_id.clone()]
+    );
+    let tokens = synapse.access_tokens(&user).unwrap();
+    assert_eq!(tokens.len(), 1);
+    let session = dir.path().join("state/session.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&session).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the saved session is private");
+
+    assert_eq!(
+        synapse.devices_with_keys(&user).unwrap(),
+        vec![config.device_id.clone()],
+        "E2EE keys uploaded"
+    );
+    assert_eq!(
+        synapse.display_name(&user).unwrap().as_deref(),
+        Some(config.display_name.as_str())
+    );
+
+    let mut second = start(&config, dir.path());
+    assert!(
+        second.log().contains("restoring the saved session"),
+        "{}",
+        second.log()
+    );
+    second.terminate().unwrap();
+    assert_eq!(
+        synapse.devices(&user).unwrap(),
+        vec![config.device_id.clone()]
+    );
+    assert_eq!(
+        synapse.access_tokens(&user).unwrap(),
+        tokens,
+        "no new login"
+    );
+}
+
+#[test]
+fn a_revoked_session_is_replaced_by_a_fresh_login() {
+    let synapse = Synapse::start().unwrap();
+    let rt = runtime();
+    rt.block_on(synapse.register("room", PASSWORD)).unwrap();
+    let config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    start(&config, dir.path()).terminate();
+
+    // The admin logs the device out elsewhere: the saved token is dead.
+    let session: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("state/session.json")).unwrap(),
+    )
+    .unwrap();
+    rt.block_on(synapse.logout(session["access_token"].as_str().unwrap()))
+        .unwrap();
+
+    let mut roomd = start(&config, dir.path());
+    let log = roomd.log();
+    assert!(log.contains("no longer accepts our session"), "{log}");
+    roomd.terminate();
+    assert_eq!(synapse.devices(&config.user_id()).unwrap().len(), 1);
+}
+
+#[test]
+fn a_wrong_password_is_one_clear_line_and_a_slow_retry() {
+    let synapse = Synapse::start().unwrap();
+    runtime()
+        .block_on(synapse.register("room", PASSWORD))
+        .unwrap();
+    let config = RoomdConfig::new(&synapse, "room", "not-the-password");
+    let dir = tempfile::tempdir().unwrap();
+    let mut roomd = Roomd::spawn(ROOMD.as_ref(), &config, dir.path(), &[], &[]).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(roomd.running(), "no crash loop: {}", roomd.log());
+    let log = roomd.log();
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("login failed")).collect();
+    // 2 s, then 4 s: at most three attempts in eight seconds.
+    assert!((1..=3).contains(&failures.len()), "{log}");
+    assert!(
+        failures[0].contains("Invalid username or password"),
+        "{}",
+        failures[0]
+    );
+    assert!(!roomd.notifications().contains(&"READY=1".to_owned()));
+    roomd.terminate();
+}
+
+#[test]
+fn an_unreachable_homeserver_is_retried_slowly_and_a_restarted_one_is_synced_again() {
+    let mut synapse = Synapse::start().unwrap();
+    runtime()
+        .block_on(synapse.register("room", PASSWORD))
+        .unwrap();
+    let config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let mut roomd = start(&config, dir.path());
+
+    synapse.stop();
+    assert!(
+        roomd.wait_for_log("sync failed", Duration::from_secs(40)),
+        "{}",
+        roomd.log()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(roomd.running());
+    let failures = roomd.log().matches("sync failed").count();
+    assert!(failures <= 4, "backs off: {failures} failures in ~5 s");
+    synapse.restart().unwrap();
+    assert!(
+        roomd.wait_for_log("sync recovered", Duration::from_secs(90)),
+        "{}",
+        roomd.log()
+    );
+    roomd.terminate();
+
+    // Never reachable at all: login is retried, slowly, without a crash.
+    let mut unreachable = config.clone();
+    let port = roomd_testbed::synapse::free_port().unwrap();
+    unreachable.homeserver = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut roomd = Roomd::spawn(ROOMD.as_ref(), &unreachable, dir.path(), &[], &[]).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(roomd.running());
+    let log = roomd.log();
+    let failures = log.matches("login failed").count();
+    assert!((1..=3).contains(&failures), "{log}");
+    roomd.terminate();
+}
+
+#[test]
+fn sees_every_call_and_joins_the_mesh_call_behind_a_delayed_leave_that_outlives_sigkill() {
+    let synapse = Synapse::start().unwrap();
+    let rt = runtime();
+    rt.block_on(synapse.register("room", PASSWORD)).unwrap();
+    let visitor = rt
+        .block_on(Visitor::new(&synapse, "visitor", "VISITORDEV"))
+        .unwrap();
+    let mut config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    let room_user = config.user_id();
+    let room_id = rt
+        .block_on(visitor.create_call_room("Meeting", &[&room_user]))
+        .unwrap();
+    config.rooms = vec![room_id.to_string()];
+    let dir = tempfile::tempdir().unwrap();
+    let mut roomd = start(&config, dir.path());
+    assert!(
+        wait_for_status(&roomd, Duration::from_secs(20), |s| s["rooms"][0]["joined"]
+            == true)
+        .is_some(),
+        "roomd did not join its room: {}",
+        roomd.log()
+    );
+
+    // Element Call's session membership: listed within 2 s, not joined (no LiveKit yet).
+    let (key, content) = visitor.element_call_membership(&room_id);
+    rt.block_on(visitor.set_state(&room_id, CALL_MEMBER, &key, content))
+        .unwrap();
+    let took = wait_for_status(&roomd, Duration::from_secs(2), |s| {
+        lists(s, &visitor.user_id(), "VISITORDEV")
+    });
+    assert!(
+        took.is_some(),
+        "EC membership not listed in 2 s: {}",
+        roomd.log()
+    );
+    let status = roomd.status().unwrap();
+    assert_eq!(status["rooms"][0]["state"], "idle", "{status}");
+    rt.block_on(visitor.set_state(&room_id, CALL_MEMBER, &key, serde_json::json!({})))
+        .unwrap();
+
+    // An MSC3401 mesh call: listed within 2 s, and roomd joins it.
+    rt.block_on(visitor.join_mesh_call(&room_id, "group-call-1"))
+        .unwrap();
+    let took = wait_for_status(&roomd, Duration::from_secs(2), |s| {
+        lists(s, &visitor.user_id(), "VISITORDEV")
+    });
+    assert!(
+        took.is_some(),
+        "mesh membership not listed in 2 s: {}",
+        roomd.log()
+    );
+    let joined = rt
+        .block_on(visitor.wait_for_state(
+            &room_id,
+            CALL_MEMBER,
+            &room_user,
+            Duration::from_secs(10),
+            |c| c.is_some_and(|c| c["m.calls"][0]["m.call_id"] == "group-call-1"),
+        ))
+        .unwrap();
+    assert!(
+        joined.is_some(),
+        "roomd did not publish its membership: {}",
+        roomd.log()
+    );
+    let ours = rt
+        .block_on(visitor.state(&room_id, CALL_MEMBER, &room_user))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ours["m.calls"][0]["m.devices"][0]["device_id"],
+        config.device_id.as_str()
+    );
+    assert!(
+        wait_for_status(&roomd, Duration::from_secs(5), |s| s["rooms"][0]["state"]
+            == "in_call")
+        .is_some(),
+        "{}",
+        roomd.log()
+    );
+
+    // Killed: the homeserver's delayed leave removes the membership within 20 s + 5 s.
+    std::thread::sleep(Duration::from_secs(6)); // at least one restart of the delayed leave
+    roomd.kill();
+    let killed_at = Instant::now();
+    let gone = rt
+        .block_on(visitor.wait_for_state(
+            &room_id,
+            CALL_MEMBER,
+            &room_user,
+            Duration::from_secs(25),
+            |c| c.is_some_and(|c| c.as_object().is_some_and(|o| o.is_empty())),
+        ))
+        .unwrap();
+    assert!(
+        gone.is_some(),
+        "membership still there {:?} after the kill",
+        killed_at.elapsed()
+    );
+    assert!(
+        killed_at.elapsed() > Duration::from_secs(12),
+        "the leave came from the delay, not from a clean exit"
+    );
+}
+
+#[test]
+fn a_clean_stop_takes_the_membership_back_at_once() {
+    let synapse = Synapse::start().unwrap();
+    let rt = runtime();
+    rt.block_on(synapse.register("room", PASSWORD)).unwrap();
+    let visitor = rt
+        .block_on(Visitor::new(&synapse, "visitor", "VISITORDEV"))
+        .unwrap();
+    let mut config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    let room_user = config.user_id();
+    let room_id = rt
+        .block_on(visitor.create_call_room("Meeting", &[&room_user]))
+        .unwrap();
+    config.rooms = vec![room_id.to_string()];
+    let dir = tempfile::tempdir().unwrap();
+    let mut roomd = start(&config, dir.path());
+    rt.block_on(visitor.join_mesh_call(&room_id, "g")).unwrap();
+    assert!(
+        wait_for_status(&roomd, Duration::from_secs(15), |s| s["rooms"][0]["state"]
+            == "in_call")
+        .is_some(),
+        "{}",
+        roomd.log()
+    );
+    let stopped = roomd.terminate().expect("stops");
+    assert!(stopped.success());
+    let now = rt
+        .block_on(visitor.state(&room_id, CALL_MEMBER, &room_user))
+        .unwrap();
+    assert_eq!(now, Some(serde_json::json!({})), "left before exiting");
+    assert!(roomd.notifications().contains(&"STOPPING=1".to_owned()));
+}
+
+#[test]
+fn last_one_out_and_hang_up() {
+    let synapse = Synapse::start().unwrap();
+    let rt = runtime();
+    rt.block_on(synapse.register("room", PASSWORD)).unwrap();
+    let visitor = rt
+        .block_on(Visitor::new(&synapse, "visitor", "VISITORDEV"))
+        .unwrap();
+    let mut config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    let room_user = config.user_id();
+    let room_id = rt
+        .block_on(visitor.create_call_room_with_alias("Meeting", Some("meeting"), &[&room_user]))
+        .unwrap();
+    // Served by alias: roomd resolves it when it joins.
+    config.rooms = vec!["#meeting:localhost".to_owned()];
+    let dir = tempfile::tempdir().unwrap();
+    let mut roomd = start(&config, dir.path());
+    let in_call = |s: &Value| s["rooms"][0]["state"] == "in_call";
+
+    rt.block_on(visitor.join_mesh_call(&room_id, "g")).unwrap();
+    assert!(
+        wait_for_status(&roomd, Duration::from_secs(15), in_call).is_some(),
+        "{}",
+        roomd.log()
+    );
+    // The visitor leaves: roomd, the last one, leaves too.
+    rt.block_on(visitor.set_state(
+        &room_id,
+        CALL_MEMBER,
+        &visitor.user_id(),
+        serde_json::json!({}),
+    ))
+    .unwrap();
+    let left = rt
+        .block_on(visitor.wait_for_state(
+            &room_id,
+            CALL_MEMBER,
+            &room_user,
+            Duration::from_secs(10),
+            |c| c.is_some_and(|c| c.as_object().is_some_and(|o| o.is_empty())),
+        ))
+        .unwrap();
+    assert!(left.is_some(), "{}", roomd.log());
+
+    // A new call: roomd joins; a hang-up takes it out and keeps it out.
+    rt.block_on(visitor.join_mesh_call(&room_id, "g2")).unwrap();
+    assert!(
+        wait_for_status(&roomd, Duration::from_secs(15), in_call).is_some(),
+        "{}",
+        roomd.log()
+    );
+    let out = roomd.ctl(&["hangup"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_for_status(&roomd, Duration::from_secs(10), |s| s["rooms"][0]["state"]
+            == "left_by_hang_up")
+        .is_some(),
+        "{}",
+        roomd.log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        roomd.status().unwrap()["rooms"][0]["state"],
+        "left_by_hang_up"
+    );
+    let ours = rt
+        .block_on(visitor.state(&room_id, CALL_MEMBER, &room_user))
+        .unwrap();
+    assert_eq!(ours, Some(serde_json::json!({})));
+    roomd.terminate();
+}
+
+#[test]
+fn invites_are_taken_only_from_the_allow_list() {
+    let synapse = Synapse::start().unwrap();
+    let rt = runtime();
+    rt.block_on(synapse.register("room", PASSWORD)).unwrap();
+    let friend = rt
+        .block_on(Visitor::new(&synapse, "friend", "FRIENDDEV"))
+        .unwrap();
+    let stranger = rt
+        .block_on(Visitor::new(&synapse, "stranger", "STRANGERDEV"))
+        .unwrap();
+    let mut config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    config.invite_from = vec![friend.user_id()];
+    let room_user = config.user_id();
+    let dir = tempfile::tempdir().unwrap();
+    let mut roomd = start(&config, dir.path());
+
+    let strangers_room = rt
+        .block_on(stranger.create_call_room("Spam", &[&room_user]))
+        .unwrap();
+    let friends_room = rt
+        .block_on(friend.create_call_room("Friends", &[&room_user]))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && !rt
+            .block_on(friend.is_joined(&friends_room, &room_user))
+            .unwrap()
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        rt.block_on(friend.is_joined(&friends_room, &room_user))
+            .unwrap(),
+        "the friend's invite was not taken: {}",
+        roomd.log()
+    );
+    assert!(
+        !rt.block_on(stranger.is_joined(&strangers_room, &room_user))
+            .unwrap(),
+        "a stranger's invite was taken"
+    );
+    assert!(
+        roomd.log().contains("ignoring the invite"),
+        "{}",
+        roomd.log()
+    );
+    roomd.terminate();
+}
+
+#[test]
+fn ctl_against_a_stopped_daemon_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("roomd.toml");
+    let socket = dir.path().join("control.sock");
+    std::fs::write(
+        &config,
+        format!("[control]\nsocket = \"{}\"\n", socket.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(ROOMD)
+        .arg("--config")
+        .arg(&config)
+        .args(["ctl", "status"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("roomd is not running"), "{err}");
+}
