@@ -27,7 +27,8 @@ enum Sink {
 /// The filter used when `RUST_LOG` is not set: `-v` raises roomd's level first, then everyone's.
 fn default_spec(verbosity: u8) -> &'static str {
     match verbosity {
-        0 => "warn,roomd=info",
+        // matrix-sdk warns on every sync that the device has no key backup, which it need not.
+        0 => "warn,roomd=info,matrix_sdk_crypto::backups=error",
         1 => "info,roomd=debug",
         2 => "debug",
         _ => "trace",

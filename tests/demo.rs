@@ -12,4 +12,5 @@ async fn the_demo_gets_roomd_into_service() {
     .await
     .expect("the demo runs");
     assert!(report.ready_after.as_secs() < 60);
+    assert!(report.joined_call_after.as_secs() < 30);
 }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use matrix_sdk::ruma::OwnedRoomId;
 use roomd_testbed::{Roomd, RoomdConfig, Synapse, Visitor};
 use serde_json::Value;
 
@@ -52,6 +53,111 @@ fn lists(status: &Value, user: &str, device: &str) -> bool {
             })
         })
     })
+}
+
+/// A meeting room served by roomd: Synapse, the room's account, a visitor who created the room
+/// (with call state open to everyone, as Element Call does) and invited the device, and roomd
+/// running and joined to it.
+struct Meeting {
+    rt: tokio::runtime::Runtime,
+    visitor: Visitor,
+    config: RoomdConfig,
+    room_id: OwnedRoomId,
+    roomd: Roomd,
+    _dir: tempfile::TempDir,
+    _synapse: Synapse,
+}
+
+impl Meeting {
+    /// `alias`: serve the room by `#alias:localhost` rather than by its ID.
+    fn start(alias: Option<&str>) -> Meeting {
+        let synapse = Synapse::start().unwrap();
+        let rt = runtime();
+        rt.block_on(synapse.register("room", PASSWORD)).unwrap();
+        let visitor = rt
+            .block_on(Visitor::new(&synapse, "visitor", "VISITORDEV"))
+            .unwrap();
+        let mut config = RoomdConfig::new(&synapse, "room", PASSWORD);
+        let room_id = rt
+            .block_on(visitor.create_call_room_with_alias("Meeting", alias, &[&config.user_id()]))
+            .unwrap();
+        config.rooms = vec![match alias {
+            Some(a) => format!("#{a}:localhost"),
+            None => room_id.to_string(),
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let roomd = start(&config, dir.path());
+        assert!(
+            wait_for_status(&roomd, Duration::from_secs(20), |s| s["rooms"][0]["joined"]
+                == true)
+            .is_some(),
+            "roomd did not join its room: {}",
+            roomd.log()
+        );
+        Meeting {
+            rt,
+            visitor,
+            config,
+            room_id,
+            roomd,
+            _dir: dir,
+            _synapse: synapse,
+        }
+    }
+
+    fn room_user(&self) -> String {
+        self.config.user_id()
+    }
+
+    fn set_state(&self, event_type: &str, key: &str, content: Value) {
+        self.rt
+            .block_on(
+                self.visitor
+                    .set_state(&self.room_id, event_type, key, content),
+            )
+            .unwrap();
+    }
+
+    fn join_mesh_call(&self, id: &str) {
+        self.rt
+            .block_on(self.visitor.join_mesh_call(&self.room_id, id))
+            .unwrap();
+    }
+
+    /// roomd's own call membership in the room, as the visitor sees it.
+    fn our_membership(&self) -> Option<Value> {
+        let key = self.room_user();
+        self.rt
+            .block_on(self.visitor.state(&self.room_id, CALL_MEMBER, &key))
+            .unwrap()
+    }
+
+    /// Waits until roomd's membership satisfies `done`; returns how long that took.
+    fn wait_for_our_membership(
+        &self,
+        limit: Duration,
+        done: impl Fn(Option<&Value>) -> bool,
+    ) -> Option<Duration> {
+        let key = self.room_user();
+        self.rt
+            .block_on(
+                self.visitor
+                    .wait_for_state(&self.room_id, CALL_MEMBER, &key, limit, done),
+            )
+            .unwrap()
+    }
+
+    fn wait_for_seat(&self, state: &str, limit: Duration) {
+        assert!(
+            wait_for_status(&self.roomd, limit, |s| s["rooms"][0]["state"] == state).is_some(),
+            "never {state}: {}",
+            self.roomd.log()
+        );
+    }
+}
+
+fn emptied(c: Option<&Value>) -> bool {
+    c.is_some_and(|c| c.as_object().is_some_and(|o| o.is_empty()))
 }
 
 #[test]
@@ -199,99 +305,54 @@ fn an_unreachable_homeserver_is_retried_slowly_and_a_restarted_one_is_synced_aga
 
 #[test]
 fn sees_every_call_and_joins_the_mesh_call_behind_a_delayed_leave_that_outlives_sigkill() {
-    let synapse = Synapse::start().unwrap();
-    let rt = runtime();
-    rt.block_on(synapse.register("room", PASSWORD)).unwrap();
-    let visitor = rt
-        .block_on(Visitor::new(&synapse, "visitor", "VISITORDEV"))
-        .unwrap();
-    let mut config = RoomdConfig::new(&synapse, "room", PASSWORD);
-    let room_user = config.user_id();
-    let room_id = rt
-        .block_on(visitor.create_call_room("Meeting", &[&room_user]))
-        .unwrap();
-    config.rooms = vec![room_id.to_string()];
-    let dir = tempfile::tempdir().unwrap();
-    let mut roomd = start(&config, dir.path());
-    assert!(
-        wait_for_status(&roomd, Duration::from_secs(20), |s| s["rooms"][0]["joined"]
-            == true)
-        .is_some(),
-        "roomd did not join its room: {}",
-        roomd.log()
-    );
+    let mut m = Meeting::start(None);
+    let visitor = m.visitor.user_id();
 
     // Element Call's session membership: listed within 2 s, not joined (no LiveKit yet).
-    let (key, content) = visitor.element_call_membership(&room_id);
-    rt.block_on(visitor.set_state(&room_id, CALL_MEMBER, &key, content))
-        .unwrap();
-    let took = wait_for_status(&roomd, Duration::from_secs(2), |s| {
-        lists(s, &visitor.user_id(), "VISITORDEV")
+    let (key, content) = m.visitor.element_call_membership(&m.room_id);
+    m.set_state(CALL_MEMBER, &key, content);
+    let took = wait_for_status(&m.roomd, Duration::from_secs(2), |s| {
+        lists(s, &visitor, "VISITORDEV")
     });
     assert!(
         took.is_some(),
         "EC membership not listed in 2 s: {}",
-        roomd.log()
+        m.roomd.log()
     );
-    let status = roomd.status().unwrap();
+    let status = m.roomd.status().unwrap();
     assert_eq!(status["rooms"][0]["state"], "idle", "{status}");
-    rt.block_on(visitor.set_state(&room_id, CALL_MEMBER, &key, serde_json::json!({})))
-        .unwrap();
+    m.set_state(CALL_MEMBER, &key, serde_json::json!({}));
 
     // An MSC3401 mesh call: listed within 2 s, and roomd joins it.
-    rt.block_on(visitor.join_mesh_call(&room_id, "group-call-1"))
-        .unwrap();
-    let took = wait_for_status(&roomd, Duration::from_secs(2), |s| {
-        lists(s, &visitor.user_id(), "VISITORDEV")
+    m.join_mesh_call("group-call-1");
+    let took = wait_for_status(&m.roomd, Duration::from_secs(2), |s| {
+        lists(s, &visitor, "VISITORDEV")
     });
     assert!(
         took.is_some(),
         "mesh membership not listed in 2 s: {}",
-        roomd.log()
+        m.roomd.log()
     );
-    let joined = rt
-        .block_on(visitor.wait_for_state(
-            &room_id,
-            CALL_MEMBER,
-            &room_user,
-            Duration::from_secs(10),
-            |c| c.is_some_and(|c| c["m.calls"][0]["m.call_id"] == "group-call-1"),
-        ))
-        .unwrap();
+    let joined = m.wait_for_our_membership(Duration::from_secs(10), |c| {
+        c.is_some_and(|c| c["m.calls"][0]["m.call_id"] == "group-call-1")
+    });
     assert!(
         joined.is_some(),
         "roomd did not publish its membership: {}",
-        roomd.log()
+        m.roomd.log()
     );
-    let ours = rt
-        .block_on(visitor.state(&room_id, CALL_MEMBER, &room_user))
-        .unwrap()
-        .unwrap();
+    let ours = m.our_membership().unwrap();
     assert_eq!(
         ours["m.calls"][0]["m.devices"][0]["device_id"],
-        config.device_id.as_str()
+        m.config.device_id.as_str()
     );
-    assert!(
-        wait_for_status(&roomd, Duration::from_secs(5), |s| s["rooms"][0]["state"]
-            == "in_call")
-        .is_some(),
-        "{}",
-        roomd.log()
-    );
+    m.wait_for_seat("in_call", Duration::from_secs(5));
 
     // Killed: the homeserver's delayed leave removes the membership within 20 s + 5 s.
     std::thread::sleep(Duration::from_secs(6)); // at least one restart of the delayed leave
-    roomd.kill();
+    m.roomd.kill();
     let killed_at = Instant::now();
-    let gone = rt
-        .block_on(visitor.wait_for_state(
-            &room_id,
-            CALL_MEMBER,
-            &room_user,
-            Duration::from_secs(25),
-            |c| c.is_some_and(|c| c.as_object().is_some_and(|o| o.is_empty())),
-        ))
-        .unwrap();
+    let gone = m.wait_for_our_membership(Duration::from_secs(25), emptied);
     assert!(
         gone.is_some(),
         "membership still there {:?} after the kill",
@@ -305,111 +366,47 @@ fn sees_every_call_and_joins_the_mesh_call_behind_a_delayed_leave_that_outlives_
 
 #[test]
 fn a_clean_stop_takes_the_membership_back_at_once() {
-    let synapse = Synapse::start().unwrap();
-    let rt = runtime();
-    rt.block_on(synapse.register("room", PASSWORD)).unwrap();
-    let visitor = rt
-        .block_on(Visitor::new(&synapse, "visitor", "VISITORDEV"))
-        .unwrap();
-    let mut config = RoomdConfig::new(&synapse, "room", PASSWORD);
-    let room_user = config.user_id();
-    let room_id = rt
-        .block_on(visitor.create_call_room("Meeting", &[&room_user]))
-        .unwrap();
-    config.rooms = vec![room_id.to_string()];
-    let dir = tempfile::tempdir().unwrap();
-    let mut roomd = start(&config, dir.path());
-    rt.block_on(visitor.join_mesh_call(&room_id, "g")).unwrap();
-    assert!(
-        wait_for_status(&roomd, Duration::from_secs(15), |s| s["rooms"][0]["state"]
-            == "in_call")
-        .is_some(),
-        "{}",
-        roomd.log()
-    );
-    let stopped = roomd.terminate().expect("stops");
+    let mut m = Meeting::start(None);
+    m.join_mesh_call("g");
+    m.wait_for_seat("in_call", Duration::from_secs(15));
+    let stopped = m.roomd.terminate().expect("stops");
     assert!(stopped.success());
-    let now = rt
-        .block_on(visitor.state(&room_id, CALL_MEMBER, &room_user))
-        .unwrap();
-    assert_eq!(now, Some(serde_json::json!({})), "left before exiting");
-    assert!(roomd.notifications().contains(&"STOPPING=1".to_owned()));
+    assert_eq!(
+        m.our_membership(),
+        Some(serde_json::json!({})),
+        "left before exiting"
+    );
+    assert!(m.roomd.notifications().contains(&"STOPPING=1".to_owned()));
 }
 
 #[test]
 fn last_one_out_and_hang_up() {
-    let synapse = Synapse::start().unwrap();
-    let rt = runtime();
-    rt.block_on(synapse.register("room", PASSWORD)).unwrap();
-    let visitor = rt
-        .block_on(Visitor::new(&synapse, "visitor", "VISITORDEV"))
-        .unwrap();
-    let mut config = RoomdConfig::new(&synapse, "room", PASSWORD);
-    let room_user = config.user_id();
-    let room_id = rt
-        .block_on(visitor.create_call_room_with_alias("Meeting", Some("meeting"), &[&room_user]))
-        .unwrap();
     // Served by alias: roomd resolves it when it joins.
-    config.rooms = vec!["#meeting:localhost".to_owned()];
-    let dir = tempfile::tempdir().unwrap();
-    let mut roomd = start(&config, dir.path());
-    let in_call = |s: &Value| s["rooms"][0]["state"] == "in_call";
-
-    rt.block_on(visitor.join_mesh_call(&room_id, "g")).unwrap();
-    assert!(
-        wait_for_status(&roomd, Duration::from_secs(15), in_call).is_some(),
-        "{}",
-        roomd.log()
-    );
+    let mut m = Meeting::start(Some("meeting"));
+    m.join_mesh_call("g");
+    m.wait_for_seat("in_call", Duration::from_secs(15));
     // The visitor leaves: roomd, the last one, leaves too.
-    rt.block_on(visitor.set_state(
-        &room_id,
-        CALL_MEMBER,
-        &visitor.user_id(),
-        serde_json::json!({}),
-    ))
-    .unwrap();
-    let left = rt
-        .block_on(visitor.wait_for_state(
-            &room_id,
-            CALL_MEMBER,
-            &room_user,
-            Duration::from_secs(10),
-            |c| c.is_some_and(|c| c.as_object().is_some_and(|o| o.is_empty())),
-        ))
-        .unwrap();
-    assert!(left.is_some(), "{}", roomd.log());
+    m.set_state(CALL_MEMBER, &m.visitor.user_id(), serde_json::json!({}));
+    let left = m.wait_for_our_membership(Duration::from_secs(10), emptied);
+    assert!(left.is_some(), "{}", m.roomd.log());
 
     // A new call: roomd joins; a hang-up takes it out and keeps it out.
-    rt.block_on(visitor.join_mesh_call(&room_id, "g2")).unwrap();
-    assert!(
-        wait_for_status(&roomd, Duration::from_secs(15), in_call).is_some(),
-        "{}",
-        roomd.log()
-    );
-    let out = roomd.ctl(&["hangup"]);
+    m.join_mesh_call("g2");
+    m.wait_for_seat("in_call", Duration::from_secs(15));
+    let out = m.roomd.ctl(&["hangup"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        wait_for_status(&roomd, Duration::from_secs(10), |s| s["rooms"][0]["state"]
-            == "left_by_hang_up")
-        .is_some(),
-        "{}",
-        roomd.log()
-    );
+    m.wait_for_seat("left_by_hang_up", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        roomd.status().unwrap()["rooms"][0]["state"],
+        m.roomd.status().unwrap()["rooms"][0]["state"],
         "left_by_hang_up"
     );
-    let ours = rt
-        .block_on(visitor.state(&room_id, CALL_MEMBER, &room_user))
-        .unwrap();
-    assert_eq!(ours, Some(serde_json::json!({})));
-    roomd.terminate();
+    assert_eq!(m.our_membership(), Some(serde_json::json!({})));
+    m.roomd.terminate();
 }
 
 #[test]
@@ -481,4 +478,62 @@ fn ctl_against_a_stopped_daemon_says_so() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("roomd is not running"), "{err}");
+}
+
+#[test]
+fn the_control_socket_is_private_bounded_and_strict() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+
+    let synapse = Synapse::start().unwrap();
+    runtime()
+        .block_on(synapse.register("room", PASSWORD))
+        .unwrap();
+    let config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let mut roomd = start(&config, dir.path());
+    let socket = dir.path().join("control.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660, "root and the roomd group only");
+
+    let ask = |line: &[u8]| -> Value {
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.write_all(line).unwrap();
+        let mut reply = String::new();
+        BufReader::new(s).read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap()
+    };
+    let reply = ask(b"{\"command\":\"status\"}\n");
+    assert_eq!(reply["ok"], true);
+    assert_eq!(reply["status"]["user_id"], config.user_id());
+    assert_eq!(reply["status"]["service"], "in service");
+    for bad in [
+        &b"{\"command\":\"self-destruct\"}\n"[..],
+        b"not json\n",
+        b"{\"room\":\"x\"}\n",
+    ] {
+        let reply = ask(bad);
+        assert_eq!(reply["ok"], false, "{reply}");
+        assert!(
+            reply["error"].as_str().unwrap().contains("not a request"),
+            "{reply}"
+        );
+    }
+    let mut huge = vec![b' '; 100_000];
+    huge.push(b'\n');
+    let reply = ask(&huge);
+    assert_eq!(reply["ok"], false);
+    assert!(
+        reply["error"].as_str().unwrap().contains("longer than"),
+        "{reply}"
+    );
+    // Still answering after all that.
+    assert_eq!(ask(b"{\"command\":\"status\"}\n")["ok"], true);
+
+    let human = roomd.ctl(&["status"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("in service"), "{text}");
+    roomd.terminate();
+    assert!(!socket.exists(), "the socket is removed on exit");
 }

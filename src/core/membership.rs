@@ -50,6 +50,26 @@ impl CallId {
     }
 }
 
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallId::Rtc {
+                application,
+                call_id,
+                scope,
+            } if call_id.is_empty() && scope == "m.room" => {
+                write!(f, "the room's {application} session")
+            }
+            CallId::Rtc {
+                application,
+                call_id,
+                scope,
+            } => write!(f, "{application} session {call_id:?} ({scope})"),
+            CallId::Mesh { group_call_id } => write!(f, "mesh call {group_call_id}"),
+        }
+    }
+}
+
 /// The shape of event a membership was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -36,7 +36,7 @@ pub use time::Now;
 pub enum Input {
     /// The result of a [`MatrixCommand::LogIn`].
     LoggedIn(Result<(), MatrixFailure>),
-    /// A state event from a sync, in order.
+    /// A state event from a sync, in order. Acted on at the sync's [`Input::Synced`].
     State(StateEvent),
     /// A timeline event of a type in [`events::TIMELINE_TYPES`], in order.
     Timeline(TimelineEvent),
@@ -200,8 +200,10 @@ impl Core {
         let ids = &mut self.request_ids;
         match input {
             Input::LoggedIn(result) => self.session.on_login(now.mono, result, out),
-            Input::State(ev) => self.rooms.on_state(now, &ev),
-            Input::Timeline(ev) => self.rooms.on_timeline(&ev),
+            // A sync's events are decided on together, at its end (`Synced`): half a batch can
+            // show a call membership before the m.room.member that makes it count.
+            Input::State(ev) => return self.rooms.on_state(now, &ev),
+            Input::Timeline(ev) => return self.rooms.on_timeline(&ev),
             Input::Invite(invite) => {
                 if self.shutting_down.is_none() {
                     self.rooms.on_invite(&invite, ids, out);

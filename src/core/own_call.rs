@@ -212,7 +212,7 @@ impl OwnCall {
                 self.start_join(now, call, me, ids, out);
             }
             Phase::In(call) if wanted != Some(&call) => {
-                log::info!("leaving {call:?} in {}", self.room_id);
+                log::info!("leaving {call} in {}", self.room_id);
                 self.phase = Phase::Leaving(call.clone());
                 self.next_restart = None;
                 self.refresh_at = None;
@@ -227,22 +227,14 @@ impl OwnCall {
                 }
                 if self.refresh_at.is_some_and(|t| now.mono >= t) {
                     self.refresh_at = None;
-                    let (key, content) = membership(&call, me, now);
-                    self.send_state(Purpose::Refresh, ids, key, content, None, out);
+                    self.publish(Purpose::Refresh, now, &call, me, ids, out);
                 }
             }
             Phase::Leaving(call) => {
                 // A leave whose write failed is retried until it lands.
                 if self.pending.is_empty() && self.retry_at.is_some_and(|t| now.mono >= t) {
                     self.retry_at = None;
-                    self.send_state(
-                        Purpose::WriteLeave,
-                        ids,
-                        state_key(&call, me),
-                        json!({}),
-                        None,
-                        out,
-                    );
+                    self.write_leave(&call, me, ids, out);
                 }
             }
             Phase::Joining(_) => {}
@@ -257,10 +249,9 @@ impl OwnCall {
         ids: &mut u64,
         out: &mut Outputs,
     ) {
-        log::info!("joining {call:?} in {}", self.room_id);
+        log::info!("joining {call} in {}", self.room_id);
         if self.delayed_events == Some(false) {
-            let (key, content) = membership(call, me, now);
-            self.send_state(Purpose::Publish, ids, key, content, None, out);
+            self.publish(Purpose::Publish, now, call, me, ids, out);
         } else {
             // The leave is scheduled first, so there is never a moment a crash leaves a ghost.
             let key = state_key(call, me);
@@ -275,18 +266,31 @@ impl OwnCall {
         }
     }
 
+    /// Writes `{}` over our membership, now.
+    fn write_leave(&mut self, call: &CallId, me: &Identity, ids: &mut u64, out: &mut Outputs) {
+        let key = state_key(call, me);
+        self.send_state(Purpose::WriteLeave, ids, key, json!({}), None, out);
+    }
+
+    /// Writes our membership of `call` (for `purpose`: a first publish or a refresh).
+    fn publish(
+        &mut self,
+        purpose: Purpose,
+        now: Now,
+        call: &CallId,
+        me: &Identity,
+        ids: &mut u64,
+        out: &mut Outputs,
+    ) {
+        let (key, content) = membership(call, me, now);
+        self.send_state(purpose, ids, key, content, None, out);
+    }
+
     fn start_leave(&mut self, call: &CallId, me: &Identity, ids: &mut u64, out: &mut Outputs) {
         if self.delay_id.is_some() {
             self.update_delayed(Purpose::SendLeave, ids, DelayedAction::Send, out);
         } else {
-            self.send_state(
-                Purpose::WriteLeave,
-                ids,
-                state_key(call, me),
-                json!({}),
-                None,
-                out,
-            );
+            self.write_leave(call, me, ids, out);
         }
     }
 
@@ -315,8 +319,7 @@ impl OwnCall {
             self.phase = Phase::Joining(call.clone());
             self.next_restart = None;
             self.refresh_at = None;
-            let (key, content) = membership(&call, me, now);
-            self.send_state(Purpose::Publish, ids, key, content, None, out);
+            self.publish(Purpose::Publish, now, &call, me, ids, out);
         }
     }
 
@@ -337,8 +340,7 @@ impl OwnCall {
             (Purpose::ScheduleLeave, Ok(delay_id), Phase::Joining(call)) => {
                 self.delayed_events = Some(true);
                 self.delay_id = delay_id;
-                let (key, content) = membership(&call, me, now);
-                self.send_state(Purpose::Publish, ids, key, content, None, out);
+                self.publish(Purpose::Publish, now, &call, me, ids, out);
             }
             (Purpose::ScheduleLeave, Err(e), Phase::Joining(call))
                 if e.kind == FailureKind::Unsupported =>
@@ -348,11 +350,10 @@ impl OwnCall {
                      membership stays until it expires ({e:?})"
                 );
                 self.delayed_events = Some(false);
-                let (key, content) = membership(&call, me, now);
-                self.send_state(Purpose::Publish, ids, key, content, None, out);
+                self.publish(Purpose::Publish, now, &call, me, ids, out);
             }
             (Purpose::Publish, Ok(_), Phase::Joining(call)) => {
-                log::info!("in {call:?} in {}", self.room_id);
+                log::info!("in {call} in {}", self.room_id);
                 self.seen_in_state = false;
                 self.backoff.succeed();
                 self.phase = Phase::In(call);
@@ -362,7 +363,7 @@ impl OwnCall {
             (Purpose::ScheduleLeave | Purpose::Publish, Err(e), Phase::Joining(call)) => {
                 let wait = self.backoff.fail();
                 log::warn!(
-                    "could not join {call:?} in {}: {}; retrying in {}s",
+                    "could not join {call} in {}: {}; retrying in {}s",
                     self.room_id,
                     e.message,
                     wait.as_secs()
@@ -442,14 +443,7 @@ impl OwnCall {
                     e.message
                 );
                 self.delay_id = None;
-                self.send_state(
-                    Purpose::WriteLeave,
-                    ids,
-                    state_key(&call, me),
-                    json!({}),
-                    None,
-                    out,
-                );
+                self.write_leave(&call, me, ids, out);
             }
             (purpose, result, phase) => {
                 log::debug!("late result for {purpose:?} in phase {phase:?}: {result:?}");

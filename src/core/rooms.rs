@@ -15,6 +15,9 @@ use super::status::{CallStatus, Participant, RoomStatus, SeatState};
 use super::{MatrixCommand, MatrixFailure, Now, Output, Outputs};
 use crate::config::{JoinPolicy, Principal};
 
+/// Invites remembered (so each is logged once) before the memory is cleared.
+const MAX_INVITES_REMEMBERED: usize = 1000;
+
 /// What the rooms need to know from the config.
 #[derive(Debug, Clone)]
 pub struct RoomSettings {
@@ -107,9 +110,17 @@ impl Rooms {
             .iter_mut()
             .find(|r| r.room_id.as_deref() == Some(room_id))
         else {
+            if matches!(own, OwnMembership::Left | OwnMembership::Banned) {
+                // A room we are out of and do not serve: nothing to remember.
+                self.states.remove(room_id);
+            }
             return;
         };
         let was = room.own;
+        if was == OwnMembership::Joined && own == OwnMembership::Invited {
+            // A sync that began before our join completed; we cannot be invited while joined.
+            return;
+        }
         room.own = own;
         let by = by.map_or_else(|| "someone".to_owned(), |u| u.to_string());
         match (was, own) {
@@ -141,10 +152,17 @@ impl Rooms {
         if self.invites_seen.contains_key(&invite.room_id) {
             return;
         }
-        let served = self
+        let served_room = self
             .served
-            .iter()
-            .any(|r| r.room_id.as_ref() == Some(&invite.room_id));
+            .iter_mut()
+            .find(|r| r.room_id.as_ref() == Some(&invite.room_id));
+        let served = served_room.is_some();
+        if let Some(room) = served_room
+            && matches!(room.join, JoinAttempt::Waiting(_))
+        {
+            // The invite is what a failed join was waiting for: try again now.
+            room.join = JoinAttempt::Idle;
+        }
         let allowed = invite
             .inviter
             .as_ref()
@@ -153,7 +171,17 @@ impl Rooms {
             .inviter
             .as_ref()
             .map_or_else(|| "an unknown sender".to_owned(), |u| u.to_string());
-        let accept = served || allowed;
+        if served {
+            // Joining a served room is the served-room logic's job; it retries until it lands.
+            log::info!("invited to served room {} by {inviter}", invite.room_id);
+            self.invites_seen.insert(invite.room_id.clone(), true);
+            return;
+        }
+        let accept = allowed;
+        if self.invites_seen.len() >= MAX_INVITES_REMEMBERED {
+            // Spam invites must not grow memory without bound; forgetting only re-logs them.
+            self.invites_seen.clear();
+        }
         self.invites_seen.insert(invite.room_id.clone(), accept);
         if !accept {
             log::warn!(
@@ -280,7 +308,7 @@ impl Rooms {
             .and_then(|id| self.states.get(id))
             .and_then(|s| s.latest_ring(&me_user));
         log::info!(
-            "hang-up in {}: leaving and staying out of {call:?}",
+            "hang-up in {}: leaving and staying out of {call}",
             served.configured
         );
         served.hung_up = Some(HungUp { call, ring_seen });

@@ -72,11 +72,14 @@ impl Status {
             self.user_id, self.device_id, self.service
         );
         for r in &self.rooms {
-            let id = r.room_id.as_deref().unwrap_or("not joined");
+            let id = match r.room_id.as_deref() {
+                Some(id) if id != r.room => format!(" ({id})"),
+                _ => String::new(),
+            };
             out.push_str(&format!(
-                "room {} ({id}){}\n",
+                "room {}{id}{}\n",
                 r.room,
-                if r.joined { "" } else { ", not joined" }
+                if r.joined { "" } else { ": not joined" }
             ));
             let state = match r.state {
                 SeatState::Idle => "idle",
@@ -90,17 +93,7 @@ impl Status {
                 out.push_str("  no call\n");
             }
             for c in &r.calls {
-                let name = match &c.call {
-                    CallId::Rtc {
-                        application,
-                        call_id,
-                        scope,
-                    } => {
-                        format!("{application} session {call_id:?} ({scope})")
-                    }
-                    CallId::Mesh { group_call_id } => format!("mesh call {group_call_id}"),
-                };
-                out.push_str(&format!("  call: {name}\n"));
+                out.push_str(&format!("  call: {}\n", c.call));
                 for p in &c.participants {
                     out.push_str(&format!(
                         "    {} {} via {} (expires in {}s)\n",

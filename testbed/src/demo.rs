@@ -4,13 +4,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use matrix_sdk::Client;
-use matrix_sdk::ruma::api::client::room::create_room;
-use matrix_sdk::ruma::{OwnedRoomId, UserId};
-
 use crate::roomd::RoomdConfig;
 use crate::synapse::SERVER_NAME;
-use crate::{Roomd, Synapse};
+use crate::{Roomd, Synapse, Visitor};
 
 pub struct Options {
     /// The roomd binary to run.
@@ -22,32 +18,25 @@ pub struct Options {
 /// What a demo run measured.
 pub struct Report {
     pub ready_after: Duration,
+    /// From the visitor's call membership landing to roomd's.
+    pub joined_call_after: Duration,
 }
 
 const ROOM_PASSWORD: &str = "demo-room-password";
-const VISITOR_PASSWORD: &str = "demo-visitor-password";
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     say("starting a local Synapse");
     let synapse = tokio::task::block_in_place(Synapse::start)?;
     say(&format!("Synapse is up at {}", synapse.url()));
     synapse.register("meeting-room", ROOM_PASSWORD).await?;
-    synapse.register("visitor", VISITOR_PASSWORD).await?;
-
     let room_user = format!("@meeting-room:{SERVER_NAME}");
-    let visitor = Client::builder()
-        .homeserver_url(synapse.url())
-        .build()
+    let visitor = Visitor::new(&synapse, "visitor", "VISITOR").await?;
+    let room_id = visitor
+        .create_call_room("Demo meeting", &[&room_user])
         .await?;
-    visitor
-        .matrix_auth()
-        .login_username("visitor", VISITOR_PASSWORD)
-        .device_id("VISITOR")
-        .send()
-        .await?;
-    let room_id = create_meeting_room(&visitor, &room_user).await?;
     say(&format!(
-        "@visitor:{SERVER_NAME} created {room_id} and invited {room_user}"
+        "{} created {room_id} and invited {room_user}",
+        visitor.user_id()
     ));
 
     let mut config = RoomdConfig::new(&synapse, "meeting-room", ROOM_PASSWORD);
@@ -80,10 +69,34 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "roomd is logged in as {room_user} and synced, {} ms after it started",
         ready_after.as_millis()
     ));
-    say(
-        "not yet built: joining the room and its calls (issues 3-5), so the visitor starts no \
-         call and roomd sends no media yet",
-    );
+
+    // The visitor starts a call the way matrix-js-sdk's GroupCall does.
+    let call_started = Instant::now();
+    visitor.join_mesh_call(&room_id, "demo-call").await?;
+    say(&format!("{} started a call in the room", visitor.user_id()));
+    let joined = visitor
+        .wait_for_state(
+            &room_id,
+            "org.matrix.msc3401.call.member",
+            &room_user,
+            Duration::from_secs(30),
+            |c| c.is_some_and(|c| c["m.calls"][0]["m.call_id"] == "demo-call"),
+        )
+        .await?;
+    shown = echo_log(&roomd, shown);
+    if joined.is_none() {
+        anyhow::bail!("roomd did not join the call; its log is above");
+    }
+    // Polled every 100 ms, so this is late by up to that.
+    let joined_call_after = call_started.elapsed();
+    say(&format!(
+        "roomd joined the call {} ms after it started (as a call member: it sends and receives \
+         no media yet)",
+        joined_call_after.as_millis()
+    ));
+    let status = roomd.ctl(&["status"]);
+    say("roomd ctl status:");
+    print!("{}", String::from_utf8_lossy(&status.stdout));
 
     if !options.until_ready {
         say("roomd keeps running; Ctrl-C stops the demo");
@@ -105,15 +118,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "roomd stopped ({})",
         status.map_or("killed".to_owned(), |s| s.to_string())
     ));
-    Ok(Report { ready_after })
-}
-
-async fn create_meeting_room(visitor: &Client, room_user: &str) -> anyhow::Result<OwnedRoomId> {
-    let mut request = create_room::v3::Request::new();
-    request.name = Some("Demo meeting".to_owned());
-    request.invite = vec![UserId::parse(room_user)?];
-    let room = visitor.create_room(request).await?;
-    Ok(room.room_id().to_owned())
+    Ok(Report {
+        ready_after,
+        joined_call_after,
+    })
 }
 
 fn say(line: &str) {

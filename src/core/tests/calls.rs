@@ -27,9 +27,12 @@ fn joins_a_mesh_room_call_behind_a_delayed_leave() {
     assert_eq!(writes.len(), 2, "{commands:?}");
     // First the dead man's switch: `{}` in 20 s unless restarted.
     assert_eq!(writes[0], (ME.to_owned(), json!({}), true));
+    let first_write = commands
+        .iter()
+        .find(|c| matches!(c, MatrixCommand::SendState { .. }));
     assert!(matches!(
-        &commands[0],
-        MatrixCommand::SendState { delay_ms: Some(20_000), event_type, .. } if event_type == CALL_MEMBER
+        first_write,
+        Some(MatrixCommand::SendState { delay_ms: Some(20_000), event_type, .. }) if event_type == CALL_MEMBER
     ));
     // Then the membership, in the MSC3401 shape the call uses.
     let (key, content, delayed) = &writes[1];
@@ -488,4 +491,31 @@ fn a_membership_removed_behind_our_back_is_published_again() {
     assert_eq!(writes[0].1["m.calls"][0]["m.call_id"], "g1");
     assert_eq!(h.seat(), SeatState::InCall);
     assert!(h.participants().contains(&format!("{ME} {MY_DEVICE}")));
+}
+
+#[test]
+fn an_invite_to_a_served_room_ends_the_wait_after_a_refused_join() {
+    let (mut h, _) = Harness::new(settings(JoinPolicy::Auto, None));
+    h.feed(Input::LoggedIn(Ok(())));
+    let out = h.feed(Input::Synced(Ok(())));
+    let Some(MatrixCommand::JoinRoom { request, .. }) = joins(&out).first().cloned().cloned()
+    else {
+        panic!("{out:?}")
+    };
+    // Invite-only: refused until someone invites the device.
+    h.feed(Input::RoomJoined {
+        request,
+        result: Err(fail(FailureKind::Other)),
+    });
+    assert!(joins(&h.advance(Duration::from_secs(1))).is_empty());
+    let mut out = h.feed(Input::Invite(Invite {
+        room_id: room_id(),
+        inviter: Some("@stranger:elsewhere.example".try_into().unwrap()),
+    }));
+    out.extend(h.feed(Input::Synced(Ok(()))));
+    assert_eq!(
+        joins(&out).len(),
+        1,
+        "joins at once, whoever invited: {out:?}"
+    );
 }

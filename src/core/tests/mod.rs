@@ -86,6 +86,13 @@ impl Harness {
         self.drain()
     }
 
+    /// `input` as the only event of a sync, which then completes.
+    pub fn feed_synced(&mut self, input: Input) -> Vec<Output> {
+        let mut out = self.feed(input);
+        out.extend(self.feed(Input::Synced(Ok(()))));
+        out
+    }
+
     /// Advances the clock to `until`, ticking at every wakeup the core asks for on the way.
     pub fn run_until(&mut self, until: Now) -> Vec<Output> {
         let mut out = Vec::new();
@@ -110,7 +117,7 @@ impl Harness {
         sender: &str,
         content: Value,
     ) -> Vec<Output> {
-        self.feed(Input::State(StateEvent {
+        self.feed_synced(Input::State(StateEvent {
             room_id: room_id(),
             event_type: event_type.to_owned(),
             state_key: state_key.to_owned(),
@@ -124,8 +131,9 @@ impl Harness {
         self.state(ROOM_MEMBER, user, user, json!({"membership": membership}))
     }
 
+    /// A sync delivering one timeline event.
     pub fn timeline(&mut self, event_type: &str, sender: &str, content: Value) -> Vec<Output> {
-        self.feed(Input::Timeline(TimelineEvent {
+        self.feed_synced(Input::Timeline(TimelineEvent {
             room_id: room_id(),
             event_type: event_type.to_owned(),
             sender: sender.try_into().unwrap(),
