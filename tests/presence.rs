@@ -65,7 +65,7 @@ struct Meeting {
     room_id: OwnedRoomId,
     roomd: Roomd,
     _dir: tempfile::TempDir,
-    _synapse: Synapse,
+    synapse: Synapse,
 }
 
 impl Meeting {
@@ -101,7 +101,7 @@ impl Meeting {
             room_id,
             roomd,
             _dir: dir,
-            _synapse: synapse,
+            synapse,
         }
     }
 
@@ -362,6 +362,64 @@ fn sees_every_call_and_joins_the_mesh_call_behind_a_delayed_leave_that_outlives_
         killed_at.elapsed() > Duration::from_secs(12),
         "the leave came from the delay, not from a clean exit"
     );
+}
+
+#[test]
+fn sticky_rtc_members_are_seen() {
+    let mut m = Meeting::start(None);
+    let visitor = m.visitor.user_id();
+    m.visitor
+        .join_call_sticky(&m.synapse, &m.room_id, 600_000)
+        .unwrap();
+    let took = wait_for_status(&m.roomd, Duration::from_secs(2), |s| {
+        lists(s, &visitor, "VISITORDEV")
+    });
+    assert!(
+        took.is_some(),
+        "sticky rtc member not listed in 2 s: {}",
+        m.roomd.log()
+    );
+    let status = m.roomd.status().unwrap();
+    let p = &status["rooms"][0]["calls"][0]["participants"][0];
+    assert_eq!(p["shape"], "rtc_member");
+    let expires = p["expires_in_s"].as_u64().unwrap();
+    assert!(
+        (590..=600).contains(&expires),
+        "the sticky duration sets the expiry: {expires}"
+    );
+    m.roomd.terminate();
+}
+
+#[test]
+fn kicked_from_the_served_room_it_comes_back_when_invited_again() {
+    let mut m = Meeting::start(None);
+    let room_user = m.room_user();
+    m.rt.block_on(m.visitor.kick(&m.room_id, &room_user))
+        .unwrap();
+    assert!(
+        m.roomd
+            .wait_for_log("removed from served room", Duration::from_secs(10)),
+        "{}",
+        m.roomd.log()
+    );
+    assert!(m.roomd.running());
+    m.rt.block_on(m.visitor.invite(&m.room_id, &room_user))
+        .unwrap();
+    assert!(
+        wait_for_status(
+            &m.roomd,
+            Duration::from_secs(10),
+            |s| s["rooms"][0]["joined"] == true
+        )
+        .is_some(),
+        "{}",
+        m.roomd.log()
+    );
+    assert!(
+        m.rt.block_on(m.visitor.is_joined(&m.room_id, &room_user))
+            .unwrap()
+    );
+    m.roomd.terminate();
 }
 
 #[test]

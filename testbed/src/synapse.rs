@@ -194,20 +194,40 @@ impl Synapse {
 
     /// Logs out the session of `access_token`, as an admin revoking a device's login would.
     pub async fn logout(&self, access_token: &str) -> anyhow::Result<()> {
+        let (status, body) =
+            self.request("POST", "/_matrix/client/v3/logout", access_token, "{}")?;
+        anyhow::ensure!(status == 200, "logout: {status} {body}");
+        Ok(())
+    }
+
+    /// A raw client-API request, for what matrix-sdk has no call for (sticky events, say).
+    /// Returns the status and body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        access_token: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         write!(
             s,
-            "POST /_matrix/client/v3/logout HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\
              Authorization: Bearer {access_token}\r\nContent-Type: application/json\r\n\
-             Content-Length: 2\r\n\r\n{{}}"
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
         )?;
         let mut reply = String::new();
         s.read_to_string(&mut reply)?;
-        anyhow::ensure!(
-            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
-            "logout: {reply}"
-        );
-        Ok(())
+        let status = reply
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("not an HTTP reply: {reply}"))?;
+        let body = reply
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
+        Ok((status, body))
     }
 
     /// Stops the homeserver (as a crash or an outage would look to roomd).

@@ -210,6 +210,44 @@ impl Visitor {
         .await
     }
 
+    /// Joins the room's call the way matrix-js-sdk 43 does in Matrix 2.0 mode: a sticky
+    /// `org.matrix.msc4143.rtc.member` event (MSC4354).
+    pub fn join_call_sticky(
+        &self,
+        synapse: &Synapse,
+        room_id: &RoomId,
+        sticky_ms: u64,
+    ) -> anyhow::Result<()> {
+        let token = self.client.access_token().context("not logged in")?;
+        let content = json!({
+            "slot_id": "m.call#ROOM",
+            "application": {"type": "m.call", "m.call.intent": "video"},
+            "transports": {"published": [{"type": "livekit", "livekit_service_url": "https://rtc.localhost"}],
+                           "can_subscribe": ["livekit"]},
+            "member": {"user_id": self.user_id(), "device_id": self.device_id, "id": "member-1"},
+            "versions": [],
+            "msc4354_sticky_key": "sticky-1"
+        });
+        let txn = format!("sticky{}", std::process::id());
+        let path = format!(
+            "/_matrix/client/v3/rooms/{room_id}/send/org.matrix.msc4143.rtc.member/{txn}\
+             ?org.matrix.msc4354.sticky_duration_ms={sticky_ms}"
+        );
+        let (status, body) = synapse.request("PUT", &path, &token, &content.to_string())?;
+        anyhow::ensure!(
+            status == 200,
+            "sending a sticky rtc member: {status} {body}"
+        );
+        Ok(())
+    }
+
+    pub async fn kick(&self, room_id: &RoomId, user: &str) -> anyhow::Result<()> {
+        let room = self.client.get_room(room_id).context("not in that room")?;
+        room.kick_user(&UserId::parse(user)?, Some("test kick"))
+            .await?;
+        Ok(())
+    }
+
     /// Whether `user` is joined to the room, as the room's state says.
     pub async fn is_joined(&self, room_id: &RoomId, user: &str) -> anyhow::Result<bool> {
         Ok(self
