@@ -202,7 +202,7 @@ impl Core {
             Input::LoggedIn(result) => self.session.on_login(now.mono, result, out),
             // A sync's events are decided on together, at its end (`Synced`): half a batch can
             // show a call membership before the m.room.member that makes it count.
-            Input::State(ev) => return self.rooms.on_state(now, &ev),
+            Input::State(ev) => return self.rooms.on_state(&ev),
             Input::Timeline(ev) => return self.rooms.on_timeline(&ev),
             Input::Invite(invite) => {
                 if self.shutting_down.is_none() {

@@ -54,6 +54,8 @@ pub struct Rooms {
     states: HashMap<OwnedRoomId, RoomState>,
     /// Joins of invited rooms in flight, by request.
     invite_joins: HashMap<u64, OwnedRoomId>,
+    /// Our own membership changes seen in the current sync, applied when it ends.
+    own_pending: HashMap<OwnedRoomId, (OwnMembership, Option<OwnedUserId>)>,
     /// Invites already decided, so each is logged once.
     invites_seen: HashMap<OwnedRoomId, bool>,
 }
@@ -80,14 +82,16 @@ impl Rooms {
             served,
             states: HashMap::new(),
             invite_joins: HashMap::new(),
+            own_pending: HashMap::new(),
             invites_seen: HashMap::new(),
         }
     }
 
-    pub fn on_state(&mut self, now: Now, ev: &StateEvent) {
+    pub fn on_state(&mut self, ev: &StateEvent) {
         let state = self.states.entry(ev.room_id.clone()).or_default();
         if let Applied::OwnMembership(own, by) = state.apply_state(ev, &self.me.user_id) {
-            self.own_membership_changed(now, &ev.room_id, own, by);
+            // Only where a sync leaves us counts: a rejoined room's timeline replays the kick.
+            self.own_pending.insert(ev.room_id.clone(), (own, by));
         }
     }
 
@@ -149,34 +153,30 @@ impl Rooms {
     }
 
     pub fn on_invite(&mut self, invite: &Invite, ids: &mut u64, out: &mut Outputs) {
-        if self.invites_seen.contains_key(&invite.room_id) {
-            return;
-        }
-        let served_room = self
+        let inviter = invite
+            .inviter
+            .as_ref()
+            .map_or_else(|| "an unknown sender".to_owned(), |u| u.to_string());
+        if let Some(room) = self
             .served
             .iter_mut()
-            .find(|r| r.room_id.as_ref() == Some(&invite.room_id));
-        let served = served_room.is_some();
-        if let Some(room) = served_room
-            && matches!(room.join, JoinAttempt::Waiting(_))
+            .find(|r| r.room_id.as_ref() == Some(&invite.room_id))
         {
-            // The invite is what a failed join was waiting for: try again now.
-            room.join = JoinAttempt::Idle;
+            // Joining a served room is the served-room logic's job; it retries until it lands.
+            // The invite may be what a refused join was waiting for: try again now.
+            log::info!("invited to served room {} by {inviter}", invite.room_id);
+            if matches!(room.join, JoinAttempt::Waiting(_)) {
+                room.join = JoinAttempt::Idle;
+            }
+            return;
+        }
+        if self.invites_seen.contains_key(&invite.room_id) {
+            return;
         }
         let allowed = invite
             .inviter
             .as_ref()
             .is_some_and(|u| self.settings.invite_from.iter().any(|p| p.matches(u)));
-        let inviter = invite
-            .inviter
-            .as_ref()
-            .map_or_else(|| "an unknown sender".to_owned(), |u| u.to_string());
-        if served {
-            // Joining a served room is the served-room logic's job; it retries until it lands.
-            log::info!("invited to served room {} by {inviter}", invite.room_id);
-            self.invites_seen.insert(invite.room_id.clone(), true);
-            return;
-        }
         let accept = allowed;
         if self.invites_seen.len() >= MAX_INVITES_REMEMBERED {
             // Spam invites must not grow memory without bound; forgetting only re-logs them.
@@ -318,6 +318,9 @@ impl Rooms {
     /// Acts on everything that has changed: joins served rooms, decides each room's call and
     /// moves our membership toward it.
     pub fn step(&mut self, now: Now, in_service: bool, ids: &mut u64, out: &mut Outputs) {
+        for (room_id, (own, by)) in std::mem::take(&mut self.own_pending) {
+            self.own_membership_changed(now, &room_id, own, by);
+        }
         if !in_service {
             return;
         }

@@ -519,3 +519,33 @@ fn an_invite_to_a_served_room_ends_the_wait_after_a_refused_join() {
         "joins at once, whoever invited: {out:?}"
     );
 }
+
+#[test]
+fn a_replayed_kick_within_one_sync_is_not_a_kick() {
+    let (mut h, _) = in_call_with_alice(JoinPolicy::Auto);
+    // One sync carrying a room's recent history: a kick, the re-invite and the rejoin, which
+    // ends where it began.
+    let member = |membership: &str, sender: &str| {
+        Input::State(StateEvent {
+            room_id: room_id(),
+            event_type: ROOM_MEMBER.to_owned(),
+            state_key: ME.to_owned(),
+            sender: sender.try_into().unwrap(),
+            origin_server_ts: TS0,
+            content: json!({"membership": membership}),
+        })
+    };
+    h.feed(member("leave", ALICE));
+    h.feed(member("invite", ALICE));
+    h.feed(member("join", ME));
+    let out = h.feed(Input::Synced(Ok(())));
+    let commands = h.homeserver_accepts(out.clone());
+    assert!(joins(&out).is_empty(), "{out:?}");
+    assert!(
+        state_writes(&commands).is_empty(),
+        "the call was not dropped: {commands:?}"
+    );
+    assert_eq!(h.seat(), SeatState::InCall);
+    let commands = h.live_for(Duration::from_secs(60));
+    assert!(state_writes(&commands).is_empty(), "{commands:?}");
+}
