@@ -9,4 +9,5 @@ pub mod core;
 pub mod daemon;
 pub mod logging;
 pub mod matrix;
+pub mod media;
 pub mod systemd;

@@ -6,6 +6,7 @@
 mod backoff;
 pub mod ctl;
 pub mod events;
+pub mod media;
 pub mod membership;
 pub mod own_call;
 mod policy;

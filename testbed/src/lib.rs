@@ -6,6 +6,7 @@ pub mod paths;
 pub mod roomd;
 pub mod synapse;
 pub mod visitor;
+pub mod webrtc_peer;
 
 pub use roomd::{Roomd, RoomdConfig};
 pub use synapse::Synapse;

@@ -1,0 +1,481 @@
+//! The media engine in-process with test sources; each remote participant is a second webrtcbin
+//! (testbed's WebrtcPeer) that sends H.264 + Opus and measures what it decodes from roomd.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use roomd::config::NoiseSuppression;
+use roomd::core::media::{Candidate, ConnectionState, MediaCommand, MediaEvent, PeerId, SdpKind};
+use roomd::media::{Devices, MediaEngine, MediaSettings, VideoFormat};
+use roomd_testbed::webrtc_peer::{Signal, WebrtcPeer};
+
+fn settings(format: VideoFormat) -> MediaSettings {
+    MediaSettings {
+        format,
+        bitrate_kbps: 2000,
+        echo_cancellation: true,
+        noise_suppression: NoiseSuppression::Moderate,
+        gain_control: false,
+        jitter_latency_ms: 50,
+        extra_local_addresses: vec!["127.0.0.1".to_owned()],
+    }
+}
+
+const HD: VideoFormat = VideoFormat {
+    width: 1280,
+    height: 720,
+    framerate: 30,
+};
+
+/// The engine, its event stream, and remote peers connected through in-process signalling.
+struct Bench {
+    engine: MediaEngine,
+    events: Receiver<MediaEvent>,
+    remotes: HashMap<PeerId, WebrtcPeer>,
+    /// Every event seen, for assertions after the fact.
+    seen: Arc<Mutex<Vec<(Instant, MediaEvent)>>>,
+}
+
+impl Bench {
+    fn new(devices: Devices, format: VideoFormat) -> Bench {
+        let (tx, events) = channel();
+        let tx = Mutex::new(tx);
+        let engine = MediaEngine::new(
+            devices,
+            settings(format),
+            "auto",
+            Arc::new(move |e| {
+                let _ = tx.lock().unwrap().send(e);
+            }),
+        )
+        .expect("the engine starts");
+        Bench {
+            engine,
+            events,
+            remotes: HashMap::new(),
+            seen: Arc::default(),
+        }
+    }
+
+    /// Adds a remote; roomd offers (`roomd_offers`) or answers the remote's offer.
+    fn connect(&mut self, name: &str, roomd_offers: bool) {
+        let peer = PeerId(name.to_owned());
+        let remote = WebrtcPeer::new(name, 30).unwrap();
+        if roomd_offers {
+            self.engine.handle(MediaCommand::AddPeer {
+                peer: peer.clone(),
+                remote_offer: None,
+            });
+        } else {
+            remote.offer();
+            let offer = loop {
+                match remote
+                    .signals
+                    .recv_timeout(Duration::from_secs(10))
+                    .unwrap()
+                {
+                    Signal::Description { sdp, .. } => break sdp,
+                    Signal::Candidate { .. } => {}
+                }
+            };
+            // Candidates gathered before the offer was taken are pumped later.
+            self.engine.handle(MediaCommand::AddPeer {
+                peer: peer.clone(),
+                remote_offer: Some(offer),
+            });
+        }
+        self.remotes.insert(peer.clone(), remote);
+        let connected = self.pump_until(Duration::from_secs(20), |seen| {
+            seen.iter().any(|(_, e)| {
+                matches!(e, MediaEvent::ConnectionState { peer: p, state: ConnectionState::Connected } if *p == peer)
+            })
+        });
+        assert!(
+            connected,
+            "{name} never connected: {:#?}",
+            self.seen.lock().unwrap()
+        );
+    }
+
+    /// Carries signalling both ways until `done` holds or `limit` passes.
+    fn pump_until(
+        &mut self,
+        limit: Duration,
+        done: impl Fn(&[(Instant, MediaEvent)]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            while let Ok(event) = self.events.try_recv() {
+                self.deliver(&event);
+                self.seen.lock().unwrap().push((Instant::now(), event));
+            }
+            for (peer, remote) in &self.remotes {
+                while let Ok(signal) = remote.signals.try_recv() {
+                    match signal {
+                        Signal::Description { offer, sdp } => {
+                            self.engine.handle(MediaCommand::RemoteDescription {
+                                peer: peer.clone(),
+                                kind: if offer {
+                                    SdpKind::Offer
+                                } else {
+                                    SdpKind::Answer
+                                },
+                                sdp,
+                            })
+                        }
+                        Signal::Candidate { mline, candidate } => {
+                            self.engine.handle(MediaCommand::RemoteCandidate {
+                                peer: peer.clone(),
+                                candidate: Candidate {
+                                    candidate,
+                                    sdp_m_line_index: mline,
+                                    sdp_mid: None,
+                                },
+                            })
+                        }
+                    }
+                }
+            }
+            if done(&self.seen.lock().unwrap()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    fn deliver(&self, event: &MediaEvent) {
+        match event {
+            MediaEvent::LocalDescription { peer, kind, sdp } => {
+                if let Some(r) = self.remotes.get(peer) {
+                    r.take_description(*kind == SdpKind::Offer, sdp).unwrap();
+                }
+            }
+            MediaEvent::LocalCandidate { peer, candidate } => {
+                if let Some(r) = self.remotes.get(peer) {
+                    r.take_candidate(candidate.sdp_m_line_index, &candidate.candidate);
+                }
+            }
+            MediaEvent::Error { element, cause } => panic!("media error in {element}: {cause}"),
+            MediaEvent::Refused { command, reason } => panic!("refused to {command}: {reason}"),
+            _ => {}
+        }
+    }
+
+    /// Lets media flow for `d` while carrying signalling.
+    fn run(&mut self, d: Duration) {
+        self.pump_until(d, |_| false);
+    }
+
+    fn received_frames(&self, peer: &str) -> u64 {
+        self.engine
+            .stats()
+            .into_iter()
+            .find(|s| s.peer == peer)
+            .map_or(0, |s| s.video_frames_received)
+    }
+
+    /// The number of elements in the call's pipeline made by `factory`.
+    fn count(&self, factory: &str) -> usize {
+        let pipeline = self.engine.pipeline().expect("a call is running");
+        gst::prelude::GstBinExtManual::iterate_all_by_element_factory_name(pipeline, factory)
+            .into_iter()
+            .flatten()
+            .count()
+    }
+}
+
+fn frames_over(bench: &mut Bench, peer: &str, d: Duration) -> (u64, u64) {
+    let remote_before = bench.remotes[&PeerId(peer.to_owned())].frames();
+    let local_before = bench.received_frames(peer);
+    bench.run(d);
+    (
+        bench.remotes[&PeerId(peer.to_owned())].frames() - remote_before,
+        bench.received_frames(peer) - local_before,
+    )
+}
+
+#[test]
+fn one_peer_at_720p30_both_ways() {
+    let mut bench = Bench::new(Devices::simulated(), HD);
+    bench.connect("remote", true);
+    bench.run(Duration::from_secs(1)); // past the first keyframe
+    let started = Instant::now();
+    let (sent, received) = frames_over(&mut bench, "remote", Duration::from_secs(10));
+    let remote = &bench.remotes[&PeerId("remote".to_owned())];
+    let level = remote.level_since(started).expect("the remote heard audio");
+    assert!(
+        sent >= 270,
+        "the remote decoded {sent} of 300 frames from roomd"
+    );
+    assert!(
+        level > -30.0,
+        "the remote heard the tone at {level:.1} dBFS"
+    );
+    assert!(
+        received >= 270,
+        "roomd decoded {received} of 300 frames from the remote"
+    );
+    let stats = bench.engine.stats();
+    assert!(stats[0].audio_buffers_received > 400, "{stats:?}");
+    assert!(
+        stats[0].bytes_sent > 100_000 && stats[0].bytes_received > 100_000,
+        "{stats:?}"
+    );
+    assert_eq!(stats[0].state, Some(ConnectionState::Connected));
+}
+
+#[test]
+fn roomd_answers_an_offer() {
+    let mut bench = Bench::new(
+        Devices::simulated(),
+        VideoFormat {
+            width: 640,
+            height: 360,
+            framerate: 30,
+        },
+    );
+    bench.connect("caller", false);
+    bench.run(Duration::from_secs(1));
+    let (sent, received) = frames_over(&mut bench, "caller", Duration::from_secs(3));
+    assert!(
+        sent >= 80 && received >= 80,
+        "{sent} / {received} frames in 3 s"
+    );
+}
+
+#[test]
+fn four_peers_share_one_encoder_of_each_kind() {
+    let mut bench = Bench::new(
+        Devices::simulated(),
+        VideoFormat {
+            width: 640,
+            height: 360,
+            framerate: 30,
+        },
+    );
+    let names = ["p1", "p2", "p3", "p4"];
+    for (i, name) in names.iter().enumerate() {
+        bench.connect(name, i.is_multiple_of(2));
+    }
+    bench.run(Duration::from_secs(1));
+    let before: Vec<u64> = names
+        .iter()
+        .map(|n| bench.remotes[&PeerId(n.to_string())].frames())
+        .collect();
+    bench.run(Duration::from_secs(5));
+    for (name, before) in names.iter().zip(before) {
+        let got = bench.remotes[&PeerId(name.to_string())].frames() - before;
+        assert!(got >= 135, "{name} decoded {got} of 150 frames");
+    }
+    assert_eq!(bench.count("x264enc"), 1, "one H.264 encoder");
+    assert_eq!(bench.count("opusenc"), 1, "one Opus encoder");
+    assert_eq!(bench.count("webrtcbin"), 4);
+}
+
+#[test]
+fn mute_silences_the_far_end_within_100_ms() {
+    let mut bench = Bench::new(
+        Devices::simulated(),
+        VideoFormat {
+            width: 640,
+            height: 360,
+            framerate: 30,
+        },
+    );
+    bench.connect("remote", true);
+    bench.run(Duration::from_secs(2));
+    let peer = PeerId("remote".to_owned());
+    assert!(
+        bench.remotes[&peer]
+            .level_since(Instant::now() - Duration::from_millis(500))
+            .unwrap()
+            > -30.0
+    );
+
+    let muted_at = Instant::now();
+    bench.engine.handle(MediaCommand::SetMicMuted(true));
+    bench.run(Duration::from_millis(1000));
+    let silent_from = bench.remotes[&peer]
+        .audio_levels
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(t, db)| *t >= muted_at && *db < -60.0)
+        .map(|(t, _)| *t)
+        .expect("the far end went silent");
+    let took = silent_from - muted_at;
+    assert!(took <= Duration::from_millis(100), "silent after {took:?}");
+    assert!(
+        bench
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, e)| *e == MediaEvent::MicMuted(true))
+    );
+    let level = bench.remotes[&peer]
+        .level_since(muted_at + Duration::from_millis(200))
+        .unwrap();
+    assert!(level < -60.0, "stays silent: {level:.1} dBFS");
+
+    let unmuted_at = Instant::now();
+    bench.engine.handle(MediaCommand::SetMicMuted(false));
+    bench.run(Duration::from_millis(1000));
+    let level = bench.remotes[&peer]
+        .level_since(unmuted_at + Duration::from_millis(300))
+        .unwrap();
+    assert!(level > -30.0, "the tone is back: {level:.1} dBFS");
+}
+
+/// A camera that works for a second and then fails, as an unplugged webcam does.
+struct FailingCamera;
+
+impl roomd::media::devices::Camera for FailingCamera {
+    fn name(&self) -> String {
+        "failing camera".to_owned()
+    }
+
+    fn build(&self, f: VideoFormat) -> anyhow::Result<gst::Bin> {
+        let bin = gst::parse::bin_from_description(
+            &format!(
+                "videotestsrc is-live=true ! video/x-raw,width={},height={},framerate={}/1 \
+                 ! identity error-after=30",
+                f.width, f.height, f.framerate
+            ),
+            true,
+        )?;
+        Ok(bin)
+    }
+}
+
+#[test]
+fn a_failing_camera_becomes_a_slate_and_the_call_goes_on() {
+    let mut devices = Devices::simulated();
+    devices.camera = Box::new(FailingCamera);
+    let mut bench = Bench::new(
+        devices,
+        VideoFormat {
+            width: 640,
+            height: 360,
+            framerate: 30,
+        },
+    );
+    bench.connect("remote", true);
+    let failed = bench.pump_until(Duration::from_secs(10), |seen| {
+        seen.iter()
+            .any(|(_, e)| matches!(e, MediaEvent::CameraUnavailable { .. }))
+    });
+    assert!(failed, "the camera failure was reported");
+    bench.run(Duration::from_millis(500));
+    let peer = PeerId("remote".to_owned());
+    let since = Instant::now();
+    let (sent, _) = frames_over(&mut bench, "remote", Duration::from_secs(3));
+    assert!(
+        sent >= 80,
+        "the remote still gets pictures (the slate): {sent} in 3 s"
+    );
+    let level = bench.remotes[&peer].level_since(since).unwrap();
+    assert!(level > -30.0, "and sound: {level:.1} dBFS");
+}
+
+fn process_usage() -> (usize, usize, u64) {
+    let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    (threads, fds, rss_kb)
+}
+
+#[test]
+fn twenty_calls_leave_nothing_behind() {
+    let mut bench = Bench::new(
+        Devices::simulated(),
+        VideoFormat {
+            width: 320,
+            height: 240,
+            framerate: 15,
+        },
+    );
+    let cycle = |bench: &mut Bench, i: usize| {
+        let name = format!("visitor-{i}");
+        bench.connect(&name, i.is_multiple_of(2));
+        bench.run(Duration::from_millis(300));
+        let peer = PeerId(name);
+        bench
+            .engine
+            .handle(MediaCommand::RemovePeer { peer: peer.clone() });
+        bench.remotes.remove(&peer);
+        bench.run(Duration::from_millis(200));
+        assert!(
+            bench.engine.pipeline().is_none(),
+            "the call's pipeline is gone"
+        );
+    };
+    // Warm up: GStreamer's registry, thread pools and allocators settle in the first calls.
+    for i in 0..3 {
+        cycle(&mut bench, i);
+    }
+    let (threads, fds, rss) = process_usage();
+    for i in 3..23 {
+        cycle(&mut bench, i);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (threads_after, fds_after, rss_after) = process_usage();
+    assert!(
+        threads_after <= threads + 4,
+        "threads {threads} -> {threads_after}"
+    );
+    assert!(fds_after <= fds + 4, "fds {fds} -> {fds_after}");
+    assert!(rss_after <= rss + 40_000, "RSS {rss} kB -> {rss_after} kB");
+}
+
+#[test]
+fn an_unreadable_offer_is_refused_not_fatal() {
+    let (tx, events) = channel();
+    let tx = Mutex::new(tx);
+    let mut engine = MediaEngine::new(
+        Devices::simulated(),
+        settings(VideoFormat {
+            width: 320,
+            height: 240,
+            framerate: 15,
+        }),
+        "auto",
+        Arc::new(move |e| {
+            let _ = tx.lock().unwrap().send(e);
+        }),
+    )
+    .unwrap();
+    for offer in [
+        "garbage",
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n",
+    ] {
+        engine.handle(MediaCommand::AddPeer {
+            peer: PeerId("x".to_owned()),
+            remote_offer: Some(offer.to_owned()),
+        });
+        let event = events.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(matches!(event, MediaEvent::Refused { .. }), "{event:?}");
+    }
+    assert!(engine.pipeline().is_none());
+    engine.handle(MediaCommand::RemoteCandidate {
+        peer: PeerId("nobody".to_owned()),
+        candidate: Candidate {
+            candidate: "x".to_owned(),
+            sdp_m_line_index: 9,
+            sdp_mid: None,
+        },
+    });
+    assert!(matches!(
+        events.recv_timeout(Duration::from_secs(5)).unwrap(),
+        MediaEvent::Refused { .. }
+    ));
+}
