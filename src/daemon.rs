@@ -12,15 +12,21 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::controls::socket::{self, ControlSocket};
+use crate::core::media::MediaEvent;
+use crate::core::status::MediaStatus;
 use crate::core::{
     Core, CtlReply, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now, Output,
     RoomSettings, Settings,
 };
 use crate::matrix::{self, Credential};
+use crate::media::EventSink;
+use crate::media::{Devices, MediaEngine, MediaSettings, VideoFormat};
 use crate::systemd;
 
 /// What a finished I/O task hands back to the loop.
 enum Done {
+    /// The media engine is up (its encoder probed), or could not start.
+    MediaReady(Box<Result<MediaEngine, String>>),
     LoggedIn(Result<Client, MatrixFailure>),
     Synced(Result<Vec<Input>, MatrixFailure>),
     Input(Input),
@@ -49,6 +55,47 @@ fn settings(config: &Config) -> Settings {
     }
 }
 
+fn media_settings(config: &Config) -> MediaSettings {
+    MediaSettings {
+        format: VideoFormat {
+            width: config.video.width,
+            height: config.video.height,
+            framerate: config.video.framerate,
+        },
+        bitrate_kbps: config.video.bitrate_kbps,
+        echo_cancellation: config.microphone.echo_cancellation,
+        noise_suppression: config.microphone.noise_suppression,
+        gain_control: config.microphone.gain_control,
+        jitter_latency_ms: 100,
+        extra_local_addresses: Vec::new(),
+    }
+}
+
+/// Starts the media engine off the loop: probing the encoder takes a moment.
+fn start_media(
+    config: &Arc<Config>,
+    done: &mpsc::Sender<Done>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+) {
+    let (config, done) = (config.clone(), done.clone());
+    tokio::task::spawn_blocking(move || {
+        let sink: EventSink = Arc::new(move |e| {
+            let _ = events.send(e);
+        });
+        let engine = MediaEngine::new(
+            Devices::from_config(&config),
+            media_settings(&config),
+            &config.video.encoder,
+            sink,
+        )
+        .map_err(|e| format!("{e:#}"));
+        if let Err(e) = &engine {
+            log::error!("media unavailable: {e}; `roomd media-check` says more");
+        }
+        let _ = done.blocking_send(Done::MediaReady(Box::new(engine)));
+    });
+}
+
 /// Runs until SIGTERM or SIGINT, then takes the call memberships back and returns.
 pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
     let config = Arc::new(config);
@@ -58,6 +105,10 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
     let _socket = ControlSocket::bind(&config.control.socket, ctl_tx)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+
+    let (media_tx, mut media_events) = mpsc::unbounded_channel::<MediaEvent>();
+    start_media(&config, &done_tx, media_tx);
+    let mut media: Result<MediaEngine, String> = Err("starting".to_owned());
 
     let mut core = Core::new(now(), settings(&config));
     let mut client: Option<Client> = None;
@@ -69,7 +120,19 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
         while let Some(output) = core.poll_output() {
             match output {
                 Output::Notify(n) => systemd::notify(&n),
-                Output::Reply { id, reply } => {
+                Output::Reply { id, mut reply } => {
+                    if let Some(status) = &mut reply.status {
+                        status.media = Some(match &media {
+                            Ok(engine) => engine.status(),
+                            Err(why) => MediaStatus {
+                                encoder: None,
+                                unavailable: Some(why.clone()),
+                                mic_muted: false,
+                                camera_off: false,
+                                peers: Vec::new(),
+                            },
+                        });
+                    }
                     if let Some(to) = replies.remove(&id) {
                         let _ = to.send(reply);
                     }
@@ -86,7 +149,12 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
 
         let wakeup = core.next_wakeup().map(Instant::from_std);
         tokio::select! {
+            Some(event) = media_events.recv() => {
+                // Calls (issue 5) route these into the core; until then they are logged.
+                log::debug!("media: {event:?}");
+            }
             Some(finished) = done.recv() => match finished {
+                Done::MediaReady(engine) => media = *engine,
                 Done::LoggedIn(result) => {
                     let result = result.map(|c| client = Some(c));
                     core.handle(now(), Input::LoggedIn(result));

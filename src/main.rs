@@ -34,6 +34,13 @@ enum Command {
     },
     /// Print the default config, fully commented.
     PrintConfig,
+    /// Check this box's cameras, sound devices and GStreamer elements against the config; exit 1
+    /// if the configured devices cannot work.
+    MediaCheck {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Talk to the running roomd over its control socket.
     Ctl {
         #[command(subcommand)]
@@ -66,6 +73,34 @@ fn main() -> ExitCode {
         Command::CheckConfig { path } => check_config(&path.unwrap_or(cli.config)),
         Command::Run => run(&cli.config, cli.verbose),
         Command::Ctl { command } => ctl(&cli.config, command),
+        Command::MediaCheck { json } => media_check(&cli.config, json),
+    }
+}
+
+fn media_check(path: &std::path::Path, json: bool) -> ExitCode {
+    let shown = path.display().to_string();
+    let config = match Config::load(path) {
+        Ok((_, loaded)) => loaded.config,
+        Err((text, invalid)) => {
+            for d in &invalid.diagnostics {
+                eprintln!("{}", d.render(&shown, &text));
+            }
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    let report = roomd::media::check::check(&config);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("the report serializes")
+        );
+    } else {
+        print!("{}", report.render());
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -29,8 +29,13 @@ const HD: VideoFormat = VideoFormat {
     framerate: 30,
 };
 
+/// One media test at a time: each runs encoders and decoders in real time, and two at once on
+/// a two-core machine would measure the machine, not roomd.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// The engine, its event stream, and remote peers connected through in-process signalling.
 struct Bench {
+    _turn: std::sync::MutexGuard<'static, ()>,
     engine: MediaEngine,
     events: Receiver<MediaEvent>,
     remotes: HashMap<PeerId, WebrtcPeer>,
@@ -40,6 +45,7 @@ struct Bench {
 
 impl Bench {
     fn new(devices: Devices, format: VideoFormat) -> Bench {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let (tx, events) = channel();
         let tx = Mutex::new(tx);
         let engine = MediaEngine::new(
@@ -52,6 +58,7 @@ impl Bench {
         )
         .expect("the engine starts");
         Bench {
+            _turn: turn,
             engine,
             events,
             remotes: HashMap::new(),
@@ -478,4 +485,154 @@ fn an_unreadable_offer_is_refused_not_fatal() {
         events.recv_timeout(Duration::from_secs(5)).unwrap(),
         MediaEvent::Refused { .. }
     ));
+}
+
+#[test]
+fn camera_off_sends_a_picture_and_is_confirmed() {
+    let mut bench = Bench::new(
+        Devices::simulated(),
+        VideoFormat {
+            width: 640,
+            height: 360,
+            framerate: 30,
+        },
+    );
+    bench.connect("remote", true);
+    bench.run(Duration::from_secs(1));
+    bench.engine.handle(MediaCommand::SetCameraOff(true));
+    let confirmed = bench.pump_until(Duration::from_secs(2), |seen| {
+        seen.iter().any(|(_, e)| *e == MediaEvent::CameraOff(true))
+    });
+    assert!(confirmed);
+    let (sent, _) = frames_over(&mut bench, "remote", Duration::from_secs(2));
+    assert!(
+        sent >= 50,
+        "the slate keeps the picture alive: {sent} frames in 2 s"
+    );
+    bench.engine.handle(MediaCommand::SetCameraOff(false));
+    assert!(bench.pump_until(Duration::from_secs(2), |seen| {
+        seen.iter().any(|(_, e)| *e == MediaEvent::CameraOff(false))
+    }));
+}
+
+/// A display that counts the frames the compositor shows.
+struct CountingDisplay(Arc<std::sync::atomic::AtomicU64>);
+
+impl roomd::media::devices::Display for CountingDisplay {
+    fn name(&self) -> String {
+        "counting display".to_owned()
+    }
+
+    fn build(&self) -> anyhow::Result<Option<gst::Bin>> {
+        use gst::prelude::*;
+        let bin = gst::parse::bin_from_description("fakesink name=screen sync=false", true)?;
+        let screen = bin.by_name("screen").unwrap();
+        let count = self.0.clone();
+        screen
+            .static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        Ok(Some(bin))
+    }
+}
+
+#[test]
+fn remote_pictures_are_tiled_on_the_display() {
+    use gst::prelude::*;
+    let shown = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut devices = Devices::simulated();
+    devices.display = Box::new(CountingDisplay(shown.clone()));
+    let mut bench = Bench::new(
+        devices,
+        VideoFormat {
+            width: 640,
+            height: 360,
+            framerate: 30,
+        },
+    );
+    bench.connect("left", true);
+    bench.connect("right", false);
+    bench.run(Duration::from_secs(2));
+    assert!(bench.received_frames("left") > 20 && bench.received_frames("right") > 20);
+    let before = shown.load(std::sync::atomic::Ordering::Relaxed);
+    bench.run(Duration::from_secs(2));
+    let frames = shown.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(
+        frames >= 20,
+        "the display keeps showing pictures: {frames} in 2 s"
+    );
+    let compositor = bench
+        .engine
+        .pipeline()
+        .unwrap()
+        .by_name("compositor")
+        .unwrap();
+    let mut tiles: Vec<(i32, i32, i32)> = compositor
+        .sink_pads()
+        .iter()
+        .filter(|p| p.name() != "sink_0")
+        .map(|p| {
+            (
+                p.property::<i32>("xpos"),
+                p.property::<i32>("ypos"),
+                p.property::<i32>("width"),
+            )
+        })
+        .collect();
+    tiles.sort();
+    assert_eq!(
+        tiles,
+        vec![(0, 0, 640), (640, 0, 640)],
+        "two remotes side by side"
+    );
+}
+
+#[test]
+fn a_storm_of_keyframe_requests_makes_few_keyframes() {
+    use gst::prelude::*;
+    let mut bench = Bench::new(
+        Devices::simulated(),
+        VideoFormat {
+            width: 640,
+            height: 360,
+            framerate: 30,
+        },
+    );
+    bench.connect("remote", true);
+    bench.run(Duration::from_secs(1));
+    let pipeline = bench.engine.pipeline().unwrap().clone();
+    let keyframes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let keyframes = keyframes.clone();
+        let tee = pipeline.by_name("video-tee").unwrap();
+        tee.static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(gst::PadProbeData::Buffer(b)) = &info.data
+                    && !b.flags().contains(gst::BufferFlags::DELTA_UNIT)
+                {
+                    keyframes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                gst::PadProbeReturn::Ok
+            });
+    }
+    // Twenty requests in 200 ms, as a burst of PLIs from several peers would be.
+    let queue = pipeline.by_name("video-queue").unwrap();
+    for _ in 0..20 {
+        queue.static_pad("sink").unwrap().push_event(
+            gst_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build(),
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bench.run(Duration::from_millis(800));
+    let made = keyframes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=2).contains(&made),
+        "{made} keyframes for 20 requests in a second"
+    );
 }

@@ -589,6 +589,13 @@ fn the_control_socket_is_private_bounded_and_strict() {
     // Still answering after all that.
     assert_eq!(ask(b"{\"command\":\"status\"}\n")["ok"], true);
 
+    // The media engine's part: the encoder it probed, and (once calls have media) per-peer
+    // statistics.
+    let media = wait_for_status(&roomd, Duration::from_secs(10), |s| {
+        s["media"]["encoder"] == "x264enc" && s["media"]["peers"] == serde_json::json!([])
+    });
+    assert!(media.is_some(), "{}", roomd.status().unwrap());
+
     let human = roomd.ctl(&["status"]);
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("in service"), "{text}");

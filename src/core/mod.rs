@@ -283,6 +283,7 @@ impl Core {
             user_id: self.identity.user_id.to_string(),
             device_id: self.identity.device_id.to_string(),
             rooms: self.rooms.status(now),
+            media: None,
         }
     }
 

@@ -11,6 +11,21 @@ pub struct Status {
     pub user_id: String,
     pub device_id: String,
     pub rooms: Vec<RoomStatus>,
+    /// The media engine's side, filled in by the daemon from the engine itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaStatus {
+    /// The H.264 encoder in use.
+    pub encoder: Option<String>,
+    /// Why the media engine is not available, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    pub mic_muted: bool,
+    pub camera_off: bool,
+    pub peers: Vec<super::media::PeerStats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +86,27 @@ impl Status {
             "{} (device {}): {}\n",
             self.user_id, self.device_id, self.service
         );
+        if let Some(m) = &self.media {
+            match (&m.encoder, &m.unavailable) {
+                (_, Some(why)) => out.push_str(&format!("media: unavailable: {why}\n")),
+                (encoder, None) => out.push_str(&format!(
+                    "media: {}{}{}\n",
+                    encoder.as_deref().unwrap_or("no encoder"),
+                    if m.mic_muted {
+                        ", microphone muted"
+                    } else {
+                        ""
+                    },
+                    if m.camera_off { ", camera off" } else { "" }
+                )),
+            }
+            for p in &m.peers {
+                out.push_str(&format!(
+                    "  peer {}: {:?}, {} frames sent, {} received, {} packets lost\n",
+                    p.peer, p.state, p.video_frames_sent, p.video_frames_received, p.packets_lost
+                ));
+            }
+        }
         for r in &self.rooms {
             let id = match r.room_id.as_deref() {
                 Some(id) if id != r.room => format!(" ({id})"),

@@ -124,7 +124,7 @@ impl Call {
             pipeline: pipeline.clone(),
             mixer,
             compositor,
-            tile: DISPLAY_SIZE,
+            display_size: DISPLAY_SIZE,
             jitter_latency_ms: settings.jitter_latency_ms,
             extra_local_addresses: settings.extra_local_addresses.clone(),
         };
@@ -200,26 +200,9 @@ impl Call {
         true
     }
 
-    /// Tiles the remote pictures on the display in a grid.
     fn relayout(&self) {
-        let Some(compositor) = &self.ctx.compositor else {
-            return;
-        };
-        let pads: Vec<gst::Pad> = compositor
-            .sink_pads()
-            .into_iter()
-            .filter(|p| p.name() != "sink_0") // the black background
-            .collect();
-        let n = pads.len().max(1) as u32;
-        let cols = (1..=n).find(|c| c * c >= n).unwrap_or(1);
-        let rows = n.div_ceil(cols);
-        let (w, h) = (DISPLAY_SIZE.0 / cols, DISPLAY_SIZE.1 / rows);
-        for (i, pad) in pads.iter().enumerate() {
-            let i = i as u32;
-            pad.set_property("xpos", ((i % cols) * w) as i32);
-            pad.set_property("ypos", ((i / cols) * h) as i32);
-            pad.set_property("width", w as i32);
-            pad.set_property("height", h as i32);
+        if let Some(compositor) = &self.ctx.compositor {
+            super::layout::tile(compositor, DISPLAY_SIZE);
         }
     }
 

@@ -8,6 +8,7 @@ use super::devices::Devices;
 use super::encoder;
 use super::peer::EventSink;
 use crate::core::media::{MediaCommand, MediaEvent, PeerId, PeerStats};
+use crate::core::status::MediaStatus;
 
 pub struct MediaEngine {
     devices: Devices,
@@ -51,6 +52,17 @@ impl MediaEngine {
     /// The running call's pipeline, for inspection.
     pub fn pipeline(&self) -> Option<&gst::Pipeline> {
         self.call.as_ref().map(Call::pipeline)
+    }
+
+    /// The engine's part of `roomd ctl status`.
+    pub fn status(&self) -> MediaStatus {
+        MediaStatus {
+            encoder: Some(self.encoder.element.clone()),
+            unavailable: None,
+            mic_muted: self.mic_muted,
+            camera_off: self.camera_off,
+            peers: self.stats(),
+        }
     }
 
     pub fn stats(&self) -> Vec<PeerStats> {

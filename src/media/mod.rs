@@ -3,9 +3,11 @@
 //! nothing about calls.
 
 mod call;
+pub mod check;
 pub mod devices;
 pub mod encoder;
 mod engine;
+mod layout;
 mod peer;
 mod sdp;
 

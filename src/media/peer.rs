@@ -22,8 +22,8 @@ pub struct PeerContext {
     pub pipeline: gst::Pipeline,
     pub mixer: gst::Element,
     pub compositor: Option<gst::Element>,
-    /// The size each remote picture is scaled to on the display.
-    pub tile: (u32, u32),
+    /// The display's size, which the remote pictures share.
+    pub display_size: (u32, u32),
     pub jitter_latency_ms: u32,
     /// Addresses ICE should also offer (loopback in tests; libnice skips it otherwise).
     pub extra_local_addresses: Vec<String>,
@@ -42,7 +42,7 @@ pub struct Peer {
     pub bin: gst::Bin,
     webrtc: gst::Element,
     /// webrtcbin's ICE agent dies with the last strong reference (a 1.22 floating-ref bug).
-    _ice_agent: Option<gst::glib::Object>,
+    _ice_agent: Option<gst_webrtc::WebRTCICE>,
     /// The bin's inputs for the encoded audio and video.
     pub audio_in: gst::Pad,
     pub video_in: gst::Pad,
@@ -168,7 +168,7 @@ impl Peer {
             });
         }
 
-        let ice_agent = webrtc.property::<Option<gst::glib::Object>>("ice-agent");
+        let ice_agent = webrtc.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent");
         if let Some(agent) = &ice_agent {
             for addr in &ctx.extra_local_addresses {
                 let _ = agent.emit_by_name::<bool>("add-local-ip-address", &[addr]);
@@ -579,7 +579,10 @@ fn feed_shared(
         .expect("a chain")
         .static_pad("src")
         .expect("chain src");
-    let ghost = gst::GhostPad::with_target(&last)?;
+    // Named after the chain's first element, which GStreamer named uniquely.
+    let ghost = gst::GhostPad::builder_with_target(&last)?
+        .name(format!("{}-out", chain[0].name()))
+        .build();
     ghost.set_active(true)?;
     bin.add_pad(&ghost)?;
     let shared = target
@@ -655,19 +658,13 @@ fn play_video(
             raw.link(&chain[0].static_pad("sink").expect("queue sink"))?;
         }
         Some(compositor) => {
-            let caps = gst::Caps::builder("video/x-raw")
-                .field("width", ctx.tile.0 as i32)
-                .field("height", ctx.tile.1 as i32)
-                .build();
+            // The compositor scales each picture to its tile.
             let chain = [
                 gst::ElementFactory::make("queue").build()?,
                 gst::ElementFactory::make("videoconvert").build()?,
-                gst::ElementFactory::make("videoscale").build()?,
-                gst::ElementFactory::make("capsfilter")
-                    .property("caps", caps)
-                    .build()?,
             ];
             feed_shared(bin, raw, &chain, compositor, outputs)?;
+            super::layout::tile(compositor, ctx.display_size);
         }
     }
     Ok(())

@@ -21,7 +21,7 @@ pub enum Signal {
 pub struct WebrtcPeer {
     pub pipeline: gst::Pipeline,
     webrtc: gst::Element,
-    _ice_agent: Option<gst::glib::Object>,
+    _ice_agent: Option<gst_webrtc::WebRTCICE>,
     pub signals: Receiver<Signal>,
     signal_tx: Sender<Signal>,
     sinks: Mutex<Vec<gst::Pad>>,
@@ -44,7 +44,7 @@ impl WebrtcPeer {
             .property("latency", jitter_ms)
             .build()?;
         pipeline.add(&webrtc)?;
-        let ice_agent = webrtc.property::<Option<gst::glib::Object>>("ice-agent");
+        let ice_agent = webrtc.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent");
         let (signal_tx, signals) = channel();
         {
             let tx = signal_tx.clone();
