@@ -636,3 +636,33 @@ fn a_storm_of_keyframe_requests_makes_few_keyframes() {
         "{made} keyframes for 20 requests in a second"
     );
 }
+
+#[test]
+fn a_peer_leaving_does_not_disturb_the_others() {
+    let mut bench = Bench::new(
+        Devices::simulated(),
+        VideoFormat {
+            width: 640,
+            height: 360,
+            framerate: 30,
+        },
+    );
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        bench.connect(name, i != 1);
+    }
+    bench.run(Duration::from_secs(1));
+    let leaving = PeerId("b".to_owned());
+    bench.engine.handle(MediaCommand::RemovePeer {
+        peer: leaving.clone(),
+    });
+    bench.remotes.remove(&leaving);
+    for name in ["a", "c"] {
+        let (sent, received) = frames_over(&mut bench, name, Duration::from_secs(2));
+        assert!(
+            sent >= 50 && received >= 50,
+            "{name}: {sent} / {received} frames in 2 s"
+        );
+    }
+    assert_eq!(bench.count("webrtcbin"), 2);
+    assert_eq!(bench.count("x264enc"), 1);
+}
