@@ -28,6 +28,16 @@ const HD: VideoFormat = VideoFormat {
     height: 720,
     framerate: 30,
 };
+const SD: VideoFormat = VideoFormat {
+    width: 640,
+    height: 360,
+    framerate: 30,
+};
+const SMALL: VideoFormat = VideoFormat {
+    width: 320,
+    height: 240,
+    framerate: 15,
+};
 
 /// One media test at a time: each runs encoders and decoders in real time, and two at once on
 /// a two-core machine would measure the machine, not roomd.
@@ -236,14 +246,7 @@ fn one_peer_at_720p30_both_ways() {
 
 #[test]
 fn roomd_answers_an_offer() {
-    let mut bench = Bench::new(
-        Devices::simulated(),
-        VideoFormat {
-            width: 640,
-            height: 360,
-            framerate: 30,
-        },
-    );
+    let mut bench = Bench::new(Devices::simulated(), SD);
     bench.connect("caller", false);
     bench.run(Duration::from_secs(1));
     let (sent, received) = frames_over(&mut bench, "caller", Duration::from_secs(3));
@@ -255,14 +258,7 @@ fn roomd_answers_an_offer() {
 
 #[test]
 fn four_peers_share_one_encoder_of_each_kind() {
-    let mut bench = Bench::new(
-        Devices::simulated(),
-        VideoFormat {
-            width: 640,
-            height: 360,
-            framerate: 30,
-        },
-    );
+    let mut bench = Bench::new(Devices::simulated(), SD);
     let names = ["p1", "p2", "p3", "p4"];
     for (i, name) in names.iter().enumerate() {
         bench.connect(name, i.is_multiple_of(2));
@@ -284,14 +280,7 @@ fn four_peers_share_one_encoder_of_each_kind() {
 
 #[test]
 fn mute_silences_the_far_end_within_100_ms() {
-    let mut bench = Bench::new(
-        Devices::simulated(),
-        VideoFormat {
-            width: 640,
-            height: 360,
-            framerate: 30,
-        },
-    );
+    let mut bench = Bench::new(Devices::simulated(), SD);
     bench.connect("remote", true);
     bench.run(Duration::from_secs(2));
     let peer = PeerId("remote".to_owned());
@@ -362,14 +351,7 @@ impl roomd::media::devices::Camera for FailingCamera {
 fn a_failing_camera_becomes_a_slate_and_the_call_goes_on() {
     let mut devices = Devices::simulated();
     devices.camera = Box::new(FailingCamera);
-    let mut bench = Bench::new(
-        devices,
-        VideoFormat {
-            width: 640,
-            height: 360,
-            framerate: 30,
-        },
-    );
+    let mut bench = Bench::new(devices, SD);
     bench.connect("remote", true);
     let failed = bench.pump_until(Duration::from_secs(10), |seen| {
         seen.iter()
@@ -403,14 +385,7 @@ fn process_usage() -> (usize, usize, u64) {
 
 #[test]
 fn twenty_calls_leave_nothing_behind() {
-    let mut bench = Bench::new(
-        Devices::simulated(),
-        VideoFormat {
-            width: 320,
-            height: 240,
-            framerate: 15,
-        },
-    );
+    let mut bench = Bench::new(Devices::simulated(), SMALL);
     let cycle = |bench: &mut Bench, i: usize| {
         let name = format!("visitor-{i}");
         bench.connect(&name, i.is_multiple_of(2));
@@ -450,11 +425,7 @@ fn an_unreadable_offer_is_refused_not_fatal() {
     let tx = Mutex::new(tx);
     let mut engine = MediaEngine::new(
         Devices::simulated(),
-        settings(VideoFormat {
-            width: 320,
-            height: 240,
-            framerate: 15,
-        }),
+        settings(SMALL),
         "auto",
         Arc::new(move |e| {
             let _ = tx.lock().unwrap().send(e);
@@ -489,14 +460,7 @@ fn an_unreadable_offer_is_refused_not_fatal() {
 
 #[test]
 fn camera_off_sends_a_picture_and_is_confirmed() {
-    let mut bench = Bench::new(
-        Devices::simulated(),
-        VideoFormat {
-            width: 640,
-            height: 360,
-            framerate: 30,
-        },
-    );
+    let mut bench = Bench::new(Devices::simulated(), SD);
     bench.connect("remote", true);
     bench.run(Duration::from_secs(1));
     bench.engine.handle(MediaCommand::SetCameraOff(true));
@@ -545,14 +509,7 @@ fn remote_pictures_are_tiled_on_the_display() {
     let shown = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut devices = Devices::simulated();
     devices.display = Box::new(CountingDisplay(shown.clone()));
-    let mut bench = Bench::new(
-        devices,
-        VideoFormat {
-            width: 640,
-            height: 360,
-            framerate: 30,
-        },
-    );
+    let mut bench = Bench::new(devices, SD);
     bench.connect("left", true);
     bench.connect("right", false);
     bench.run(Duration::from_secs(2));
@@ -593,14 +550,7 @@ fn remote_pictures_are_tiled_on_the_display() {
 #[test]
 fn a_storm_of_keyframe_requests_makes_few_keyframes() {
     use gst::prelude::*;
-    let mut bench = Bench::new(
-        Devices::simulated(),
-        VideoFormat {
-            width: 640,
-            height: 360,
-            framerate: 30,
-        },
-    );
+    let mut bench = Bench::new(Devices::simulated(), SD);
     bench.connect("remote", true);
     bench.run(Duration::from_secs(1));
     let pipeline = bench.engine.pipeline().unwrap().clone();
@@ -639,14 +589,7 @@ fn a_storm_of_keyframe_requests_makes_few_keyframes() {
 
 #[test]
 fn a_peer_leaving_does_not_disturb_the_others() {
-    let mut bench = Bench::new(
-        Devices::simulated(),
-        VideoFormat {
-            width: 640,
-            height: 360,
-            framerate: 30,
-        },
-    );
+    let mut bench = Bench::new(Devices::simulated(), SD);
     for (i, name) in ["a", "b", "c"].iter().enumerate() {
         bench.connect(name, i != 1);
     }

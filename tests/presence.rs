@@ -160,13 +160,19 @@ fn emptied(c: Option<&Value>) -> bool {
     c.is_some_and(|c| c.as_object().is_some_and(|o| o.is_empty()))
 }
 
-#[test]
-fn a_restart_restores_the_session_without_a_new_login() {
+/// A fresh Synapse with the room's account, and a config for roomd to log in with.
+fn room_account() -> (Synapse, RoomdConfig) {
     let synapse = Synapse::start().unwrap();
     runtime()
         .block_on(synapse.register("room", PASSWORD))
         .unwrap();
     let config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    (synapse, config)
+}
+
+#[test]
+fn a_restart_restores_the_session_without_a_new_login() {
+    let (synapse, config) = room_account();
     let dir = tempfile::tempdir().unwrap();
 
     let mut first = start(&config, dir.path());
@@ -544,11 +550,7 @@ fn the_control_socket_is_private_bounded_and_strict() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::UnixStream;
 
-    let synapse = Synapse::start().unwrap();
-    runtime()
-        .block_on(synapse.register("room", PASSWORD))
-        .unwrap();
-    let config = RoomdConfig::new(&synapse, "room", PASSWORD);
+    let (_synapse, config) = room_account();
     let dir = tempfile::tempdir().unwrap();
     let mut roomd = start(&config, dir.path());
     let socket = dir.path().join("control.sock");
