@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod paths;
 pub mod roomd;
+pub mod spec;
 pub mod synapse;
 pub mod visitor;
 pub mod webrtc_peer;
