@@ -12,13 +12,13 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::controls::socket::{self, ControlSocket};
-use crate::core::media::MediaEvent;
+use crate::core::media::{MediaCommand, MediaEvent};
 use crate::core::status::MediaStatus;
 use crate::core::{
     Core, CtlReply, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now, Output,
     RoomSettings, Settings,
 };
-use crate::matrix::{self, Credential};
+use crate::matrix::{self, Credential, Outbox};
 use crate::media::EventSink;
 use crate::media::{Devices, MediaEngine, MediaSettings, VideoFormat};
 use crate::systemd;
@@ -50,6 +50,8 @@ fn settings(config: &Config) -> Settings {
             serve: config.rooms.serve.clone(),
             invite_from: config.rooms.invite_from.clone(),
             join: config.calls.join,
+            answer_direct_calls: config.calls.answer_direct_calls,
+            direct_call_from: config.calls.direct_call_from.clone(),
         },
         watchdog_timeout: systemd::watchdog_timeout(),
     }
@@ -112,6 +114,7 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
 
     let mut core = Core::new(now(), settings(&config));
     let mut client: Option<Client> = None;
+    let mut outbox: Option<Outbox> = None;
     let mut replies: HashMap<u64, oneshot::Sender<CtlReply>> = HashMap::new();
     let mut ctl_ids = 0u64;
     let mut stopping = false;
@@ -138,9 +141,23 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
                     }
                 }
                 Output::Exit => {
+                    if let Some(outbox) = outbox.take() {
+                        outbox.drain().await;
+                    }
                     log::info!("stopped");
                     return Ok(());
                 }
+                Output::Media(command) => match &mut media {
+                    Ok(engine) => engine.handle(command),
+                    Err(why) => refuse_media(command, why, &mut core),
+                },
+                Output::Matrix(
+                    command
+                    @ (MatrixCommand::SendToDevice { .. } | MatrixCommand::SendEvent { .. }),
+                ) => match &outbox {
+                    Some(outbox) => outbox.send(command),
+                    None => log::warn!("call signalling dropped: not logged in"),
+                },
                 Output::Matrix(command) => {
                     start(command, &config, &credential, client.as_ref(), &done_tx)
                 }
@@ -149,14 +166,14 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
 
         let wakeup = core.next_wakeup().map(Instant::from_std);
         tokio::select! {
-            Some(event) = media_events.recv() => {
-                // Calls (issue 5) route these into the core; until then they are logged.
-                log::debug!("media: {event:?}");
-            }
+            Some(event) = media_events.recv() => core.handle(now(), Input::Media(event)),
             Some(finished) = done.recv() => match finished {
                 Done::MediaReady(engine) => media = *engine,
                 Done::LoggedIn(result) => {
-                    let result = result.map(|c| client = Some(c));
+                    let result = result.map(|c| {
+                        outbox = Some(Outbox::start(c.clone()));
+                        client = Some(c);
+                    });
                     core.handle(now(), Input::LoggedIn(result));
                 }
                 Done::Synced(Ok(inputs)) => {
@@ -177,6 +194,25 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
             _ = sigterm.recv() => stop(&mut core, &mut stopping)?,
             _ = sigint.recv() => stop(&mut core, &mut stopping)?,
         }
+    }
+}
+
+/// Without a media engine, a call cannot be set up: tell the core at once so it hangs up
+/// rather than waiting for media that will never come.
+fn refuse_media(command: MediaCommand, why: &str, core: &mut Core) {
+    let peer = match &command {
+        MediaCommand::AddPeer { peer, .. }
+        | MediaCommand::RemoteDescription { peer, .. }
+        | MediaCommand::RestartIce { peer } => Some(peer.clone()),
+        _ => None,
+    };
+    if let Some(peer) = peer {
+        let event = MediaEvent::Refused {
+            command: "set up a call".to_owned(),
+            peer: Some(peer),
+            reason: format!("media unavailable: {why}"),
+        };
+        core.handle(now(), Input::Media(event));
     }
 }
 
@@ -226,7 +262,9 @@ fn start(
                 request,
                 result: Err(failure),
             }),
-            MatrixCommand::LogIn { .. } => unreachable!("handled above"),
+            MatrixCommand::LogIn { .. }
+            | MatrixCommand::SendToDevice { .. }
+            | MatrixCommand::SendEvent { .. } => unreachable!("handled elsewhere"),
         };
         tokio::spawn(async move {
             let _ = done.send(input).await;
@@ -269,7 +307,9 @@ fn start(
                 request,
                 result: matrix::update_delayed(&client, delay_id, action).await,
             }),
-            MatrixCommand::LogIn { .. } => unreachable!("handled above"),
+            MatrixCommand::LogIn { .. }
+            | MatrixCommand::SendToDevice { .. }
+            | MatrixCommand::SendEvent { .. } => unreachable!("handled elsewhere"),
         };
         let _ = done.send(result).await;
     });

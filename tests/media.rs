@@ -84,6 +84,7 @@ impl Bench {
             self.engine.handle(MediaCommand::AddPeer {
                 peer: peer.clone(),
                 remote_offer: None,
+                stream_id: format!("stream-{name}"),
             });
         } else {
             remote.offer();
@@ -101,6 +102,7 @@ impl Bench {
             self.engine.handle(MediaCommand::AddPeer {
                 peer: peer.clone(),
                 remote_offer: Some(offer),
+                stream_id: format!("stream-{name}"),
             });
         }
         self.remotes.insert(peer.clone(), remote);
@@ -176,7 +178,9 @@ impl Bench {
                 }
             }
             MediaEvent::Error { element, cause } => panic!("media error in {element}: {cause}"),
-            MediaEvent::Refused { command, reason } => panic!("refused to {command}: {reason}"),
+            MediaEvent::Refused {
+                command, reason, ..
+            } => panic!("refused to {command}: {reason}"),
             _ => {}
         }
     }
@@ -439,6 +443,7 @@ fn an_unreadable_offer_is_refused_not_fatal() {
         engine.handle(MediaCommand::AddPeer {
             peer: PeerId("x".to_owned()),
             remote_offer: Some(offer.to_owned()),
+            stream_id: "stream-x".to_owned(),
         });
         let event = events.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(matches!(event, MediaEvent::Refused { .. }), "{event:?}");

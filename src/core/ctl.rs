@@ -16,6 +16,9 @@ pub enum CtlRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
     },
+    Mute,
+    Unmute,
+    ToggleMute,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

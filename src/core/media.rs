@@ -34,6 +34,12 @@ pub enum MediaCommand {
     AddPeer {
         peer: PeerId,
         remote_offer: Option<String>,
+        /// The stream ID (msid) our tracks carry, which `sdp_stream_metadata` describes.
+        stream_id: String,
+    },
+    /// Offer again with new ICE credentials (the connection was lost).
+    RestartIce {
+        peer: PeerId,
     },
     /// The remote's answer to our offer (or a renegotiation's description).
     RemoteDescription {
@@ -107,6 +113,8 @@ pub enum MediaEvent {
     /// A command that could not be carried out (unknown peer, unreadable SDP).
     Refused {
         command: String,
+        /// The peer the command was for, if it was for one.
+        peer: Option<PeerId>,
         reason: String,
     },
 }

@@ -4,23 +4,27 @@
 //! anything, so a test can drive a whole scenario in microseconds on a clock it controls.
 
 mod backoff;
+pub mod calls;
 pub mod ctl;
 pub mod events;
 pub mod media;
 pub mod membership;
 pub mod own_call;
+pub mod peer_call;
 mod policy;
+pub mod reorder;
 mod room;
 mod rooms;
 mod session;
 pub mod status;
 mod time;
+pub mod voip;
 mod watchdog;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use matrix_sdk::ruma::{OwnedRoomId, OwnedRoomOrAliasId};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedRoomOrAliasId, OwnedUserId};
 use serde_json::Value;
 
 pub use backoff::Backoff;
@@ -59,6 +63,15 @@ pub enum Input {
         request: u64,
         result: Result<(), MatrixFailure>,
     },
+    /// A to-device message of a type in [`voip::TYPES`] (decrypted if it came encrypted).
+    /// Acted on at the sync's [`Input::Synced`], after the room state it refers to.
+    ToDevice {
+        sender: OwnedUserId,
+        event_type: String,
+        content: Value,
+    },
+    /// Something the media engine reports.
+    Media(media::MediaEvent),
     /// A control-socket request; answered with [`Output::Reply`] carrying the same `id`.
     Ctl {
         id: u64,
@@ -93,6 +106,7 @@ pub struct MatrixFailure {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     Matrix(MatrixCommand),
+    Media(media::MediaCommand),
     Notify(Notify),
     Reply {
         id: u64,
@@ -129,6 +143,20 @@ pub enum MatrixCommand {
         delay_id: String,
         action: DelayedAction,
     },
+    /// Send a to-device message to one device, Olm-encrypted when the device has published
+    /// keys. Messages are sent in the order given; failures are logged.
+    SendToDevice {
+        user_id: OwnedUserId,
+        device_id: String,
+        event_type: String,
+        content: Value,
+    },
+    /// Send a room event, in order with the other sends.
+    SendEvent {
+        room_id: OwnedRoomId,
+        event_type: String,
+        content: Value,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +177,20 @@ pub enum Notify {
 
 pub(crate) type Outputs = VecDeque<Output>;
 
+/// Signalling held until the end of the sync that brought it; more is a flood.
+const MAX_PENDING_SIGNALS: usize = 512;
+
+/// Call signalling waiting for the sync's state to be applied.
+#[derive(Debug, Clone)]
+enum Signal {
+    ToDevice {
+        sender: OwnedUserId,
+        event_type: String,
+        content: Value,
+    },
+    Room(TimelineEvent),
+}
+
 /// How long a clean shutdown may spend taking our call memberships back.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -165,6 +207,10 @@ pub struct Core {
     identity: Identity,
     session: session::Session,
     rooms: rooms::Rooms,
+    calls: calls::Calls,
+    signals: VecDeque<Signal>,
+    /// What we last asked the microphone to be.
+    mic_muted: bool,
     watchdog: Option<watchdog::Watchdog>,
     outputs: Outputs,
     /// The last request ID handed out; each command that expects a result gets a new one.
@@ -180,7 +226,10 @@ impl Core {
         let mut core = Core {
             identity: settings.identity.clone(),
             session: session::Session::new(),
-            rooms: rooms::Rooms::new(settings.rooms, settings.identity),
+            rooms: rooms::Rooms::new(settings.rooms, settings.identity.clone()),
+            calls: calls::Calls::new(settings.identity),
+            signals: VecDeque::new(),
+            mic_muted: false,
             watchdog: settings
                 .watchdog_timeout
                 .map(|t| watchdog::Watchdog::new(now.mono, t)),
@@ -204,7 +253,22 @@ impl Core {
             // A sync's events are decided on together, at its end (`Synced`): half a batch can
             // show a call membership before the m.room.member that makes it count.
             Input::State(ev) => return self.rooms.on_state(&ev),
+            Input::Timeline(ev) if voip::TYPES.contains(&ev.event_type.as_str()) => {
+                return self.hold_signal(Signal::Room(ev));
+            }
             Input::Timeline(ev) => return self.rooms.on_timeline(&ev),
+            Input::ToDevice {
+                sender,
+                event_type,
+                content,
+            } => {
+                return self.hold_signal(Signal::ToDevice {
+                    sender,
+                    event_type,
+                    content,
+                });
+            }
+            Input::Media(event) => self.on_media(now, event),
             Input::Invite(invite) => {
                 if self.shutting_down.is_none() {
                     self.rooms.on_invite(&invite, ids, out);
@@ -238,15 +302,87 @@ impl Core {
         self.act(now);
     }
 
+    fn hold_signal(&mut self, signal: Signal) {
+        if self.signals.len() >= MAX_PENDING_SIGNALS {
+            log::warn!("dropping call signalling: more than {MAX_PENDING_SIGNALS} in one sync");
+            return;
+        }
+        self.signals.push_back(signal);
+    }
+
+    fn on_media(&mut self, now: Now, event: media::MediaEvent) {
+        use media::MediaEvent as E;
+        let out = &mut self.outputs;
+        match event {
+            E::LocalDescription { peer, kind, sdp } => {
+                self.calls.on_local_description(now, &peer, kind, sdp, out)
+            }
+            E::LocalCandidate { peer, candidate } => {
+                self.calls.on_local_candidate(now, &peer, candidate, out)
+            }
+            E::ConnectionState { peer, state } => {
+                log::debug!("media: {peer} is {state:?}");
+                self.calls.on_connection_state(now, &peer, state, out)
+            }
+            E::RemoteMedia { peer, kind } => log::info!("media: first {kind:?} from {peer}"),
+            E::MicMuted(muted) => self.calls.set_ours(Some(muted), None, out),
+            E::CameraOff(off) => self.calls.set_ours(None, Some(off), out),
+            E::CameraUnavailable { reason } => log::warn!("media: camera unavailable: {reason}"),
+            E::Error { element, cause } => log::warn!("media: {element}: {cause}"),
+            E::Refused {
+                command,
+                peer,
+                reason,
+            } => {
+                log::warn!("media: could not {command}: {reason}");
+                if let Some(peer) = peer {
+                    self.calls.on_media_refused(&peer, out);
+                }
+            }
+        }
+    }
+
+    /// Call signalling from the last sync, now that its room state is applied.
+    fn handle_signals(&mut self, now: Now) {
+        let busy = self.calls.any_call_on();
+        while let Some(signal) = self.signals.pop_front() {
+            let out = &mut self.outputs;
+            match signal {
+                Signal::ToDevice {
+                    sender,
+                    event_type,
+                    content,
+                } => self
+                    .calls
+                    .on_to_device(now, &sender, &event_type, &content, out),
+                Signal::Room(ev) => {
+                    let rooms = &self.rooms;
+                    self.calls.on_room_event(
+                        now,
+                        &ev.room_id,
+                        &ev.sender,
+                        &ev.event_type,
+                        &ev.content,
+                        ev.origin_server_ts,
+                        || rooms.direct_admission(&ev.room_id, &ev.sender, busy),
+                        out,
+                    )
+                }
+            }
+        }
+    }
+
     /// Acts on whatever timers have come due and whatever the input changed.
     fn act(&mut self, now: Now) {
-        let out = &mut self.outputs;
-        let ids = &mut self.request_ids;
         if self.exited {
             return;
         }
         if let Some(deadline) = self.shutting_down {
-            self.rooms.leave_calls(now, ids, out);
+            let out = &mut self.outputs;
+            self.calls.reconcile(now, Vec::new(), out);
+            self.calls.hang_up_direct(None, out);
+            self.signals.clear();
+            self.rooms.leave_calls(now, &mut self.request_ids, out);
             if self.rooms.out_of_calls() || now.mono >= deadline {
                 if !self.rooms.out_of_calls() {
                     log::warn!("could not take every call membership back in time");
@@ -256,25 +392,54 @@ impl Core {
             }
             return;
         }
-        self.session.on_tick(now.mono, out);
-        self.rooms.step(now, self.session.in_service(), ids, out);
+        self.session.on_tick(now.mono, &mut self.outputs);
+        let direct = self.calls.direct_call_on();
+        let in_service = self.session.in_service();
+        self.rooms.step(
+            now,
+            in_service,
+            direct,
+            &mut self.request_ids,
+            &mut self.outputs,
+        );
+        self.calls
+            .reconcile(now, self.rooms.meshes(now), &mut self.outputs);
+        if in_service {
+            self.handle_signals(now);
+        }
+        self.calls.on_tick(now, &mut self.outputs);
         if let Some(w) = &mut self.watchdog {
             let stalled = self
                 .session
                 .stalled(now.mono)
                 .then_some("the Matrix sync loop");
-            w.on_tick(now.mono, stalled, out);
+            w.on_tick(now.mono, stalled, &mut self.outputs);
         }
     }
 
     fn ctl(&mut self, now: Now, request: CtlRequest) -> CtlReply {
         match request {
             CtlRequest::Status => CtlReply::status(self.status(now)),
-            CtlRequest::Hangup { room } => match self.rooms.hang_up(room.as_deref()) {
-                Ok(message) => CtlReply::done(message),
-                Err(why) => CtlReply::error(why),
-            },
+            CtlRequest::Hangup { room } => {
+                let direct = self.calls.hang_up_direct(None, &mut self.outputs);
+                match self.rooms.hang_up(room.as_deref()) {
+                    Ok(message) => CtlReply::done(message),
+                    Err(_) if direct > 0 => CtlReply::done("hung up the 1:1 call"),
+                    Err(why) => CtlReply::error(why),
+                }
+            }
+            CtlRequest::Mute => self.set_mic_muted(true),
+            CtlRequest::Unmute => self.set_mic_muted(false),
+            CtlRequest::ToggleMute => self.set_mic_muted(!self.mic_muted),
         }
+    }
+
+    fn set_mic_muted(&mut self, muted: bool) -> CtlReply {
+        self.mic_muted = muted;
+        log::info!("microphone {}", if muted { "muted" } else { "unmuted" });
+        self.outputs
+            .push_back(Output::Media(media::MediaCommand::SetMicMuted(muted)));
+        CtlReply::done(if muted { "muted" } else { "unmuted" })
     }
 
     pub fn status(&self, now: Now) -> Status {
@@ -283,6 +448,8 @@ impl Core {
             user_id: self.identity.user_id.to_string(),
             device_id: self.identity.device_id.to_string(),
             rooms: self.rooms.status(now),
+            peer_calls: self.calls.summary(),
+            mic_muted: self.mic_muted,
             media: None,
         }
     }
@@ -302,6 +469,7 @@ impl Core {
             self.session.next_wakeup(),
             watchdog,
             self.rooms.next_wakeup(self.last_now),
+            self.calls.next_wakeup(),
             self.shutting_down,
         ]
         .into_iter()

@@ -140,6 +140,15 @@ impl OwnCall {
         }
     }
 
+    /// The call whose membership we have published and seen in the room's state: only then do
+    /// the others know us, and calls to them can start.
+    pub fn established(&self) -> Option<&CallId> {
+        match &self.phase {
+            Phase::In(c) if self.seen_in_state => Some(c),
+            _ => None,
+        }
+    }
+
     pub fn next_wakeup(&self) -> Option<Instant> {
         [self.next_restart, self.refresh_at, self.retry_at]
             .into_iter()

@@ -123,6 +123,14 @@ impl RoomState {
         Applied::OwnMembership(own, Some(ev.sender.clone()))
     }
 
+    pub fn is_joined(&self, user: &UserId) -> bool {
+        self.joined.contains(user)
+    }
+
+    pub fn joined_count(&self) -> usize {
+        self.joined.len()
+    }
+
     pub fn apply_timeline(&mut self, ev: &TimelineEvent) {
         match ev.event_type.as_str() {
             RTC_MEMBER | RTC_MEMBER_UNSTABLE => self.apply_rtc_member(ev),

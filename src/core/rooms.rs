@@ -4,14 +4,17 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use matrix_sdk::ruma::{OwnedRoomId, OwnedRoomOrAliasId, OwnedUserId, RoomId};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedRoomOrAliasId, OwnedUserId, RoomId, UserId};
 
 use super::backoff::Backoff;
+use super::calls::{DirectAdmission, Mesh, MeshPeer};
 use super::events::{Invite, StateEvent, TimelineEvent};
+use super::membership::{CallId, Shape};
 use super::own_call::{Identity, OwnCall, Phase as CallPhase};
 use super::policy::{self, Decision, HungUp, Me};
 use super::room::{Applied, OwnMembership, RoomState};
 use super::status::{CallStatus, Participant, RoomStatus, SeatState};
+use super::voip::HangupReason;
 use super::{MatrixCommand, MatrixFailure, Now, Output, Outputs};
 use crate::config::{JoinPolicy, Principal};
 
@@ -24,6 +27,8 @@ pub struct RoomSettings {
     pub serve: Vec<OwnedRoomOrAliasId>,
     pub invite_from: Vec<Principal>,
     pub join: JoinPolicy,
+    pub answer_direct_calls: bool,
+    pub direct_call_from: Vec<Principal>,
 }
 
 #[derive(Debug)]
@@ -317,7 +322,14 @@ impl Rooms {
 
     /// Acts on everything that has changed: joins served rooms, decides each room's call and
     /// moves our membership toward it.
-    pub fn step(&mut self, now: Now, in_service: bool, ids: &mut u64, out: &mut Outputs) {
+    pub fn step(
+        &mut self,
+        now: Now,
+        in_service: bool,
+        direct_call_on: bool,
+        ids: &mut u64,
+        out: &mut Outputs,
+    ) {
         for (room_id, (own, by)) in std::mem::take(&mut self.own_pending) {
             self.own_membership_changed(now, &room_id, own, by);
         }
@@ -367,6 +379,12 @@ impl Rooms {
                 room.hung_up.as_ref(),
                 now.unix_ms,
             );
+            if decision.call.is_some() && direct_call_on {
+                decision = Decision {
+                    call: None,
+                    why: "in a 1:1 call",
+                };
+            }
             if decision.call.is_some() && busy.is_some_and(|b| b != i) {
                 decision = Decision {
                     call: None,
@@ -406,6 +424,92 @@ impl Rooms {
             request: *ids,
             room: room.configured.clone(),
         }));
+    }
+
+    /// The mesh calls we are established in, with every other device in each.
+    pub fn meshes(&self, now: Now) -> Vec<Mesh> {
+        let mut meshes = Vec::new();
+        for room in &self.served {
+            let (Some(room_id), Some(own_call)) = (&room.room_id, &room.own_call) else {
+                continue;
+            };
+            let Some(CallId::Mesh { group_call_id }) = own_call.established() else {
+                continue;
+            };
+            let Some(state) = self.states.get(room_id) else {
+                continue;
+            };
+            let call = CallId::mesh(group_call_id);
+            let peers = state
+                .members(now.unix_ms)
+                .filter(|m| m.call == call && m.shape == Shape::MeshCalls)
+                .filter(|m| {
+                    !(m.user_id == self.me.user_id && m.device_id == self.me.device_id.as_str())
+                })
+                .filter_map(|m| {
+                    Some(MeshPeer {
+                        user_id: m.user_id.clone(),
+                        device_id: m.device_id.clone(),
+                        session_id: m.session_id.clone()?,
+                    })
+                })
+                .collect();
+            meshes.push(Mesh {
+                room_id: room_id.clone(),
+                conf_id: group_call_id.clone(),
+                peers,
+            });
+        }
+        meshes
+    }
+
+    /// Whether a 1:1 call placed to us by `sender` in `room_id` is answered: in a served room,
+    /// or a two-person room, from a joined member the config allows, when not in another call.
+    pub fn direct_admission(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        busy: bool,
+    ) -> DirectAdmission {
+        let Some(state) = self.states.get(room_id) else {
+            return DirectAdmission::Ignore("not a room the device is in");
+        };
+        let served = self
+            .served
+            .iter()
+            .any(|r| r.room_id.as_deref() == Some(room_id) && r.own == OwnMembership::Joined);
+        if !served && state.joined_count() != 2 {
+            return DirectAdmission::Ignore("neither a served room nor a direct chat");
+        }
+        if !state.is_joined(sender) {
+            return DirectAdmission::Ignore("the caller is not a joined member");
+        }
+        if !self.settings.answer_direct_calls {
+            return DirectAdmission::Refuse(
+                "calls.answer_direct_calls is off",
+                HangupReason::UserBusy,
+            );
+        }
+        if !self
+            .settings
+            .direct_call_from
+            .iter()
+            .any(|p| p.matches(sender))
+        {
+            return DirectAdmission::Refuse(
+                "the caller is not in calls.direct_call_from",
+                HangupReason::UserBusy,
+            );
+        }
+        if busy
+            || self
+                .served
+                .iter()
+                .any(|r| r.own_call.as_ref().is_some_and(|c| c.current().is_some()))
+        {
+            return DirectAdmission::Refuse("already in a call", HangupReason::UserBusy);
+        }
+        DirectAdmission::Answer
     }
 
     /// Leaves every call, for a clean shutdown.

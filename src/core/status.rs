@@ -11,6 +11,12 @@ pub struct Status {
     pub user_id: String,
     pub device_id: String,
     pub rooms: Vec<RoomStatus>,
+    /// Every peer call on: with whom, how far along, and what they say of their mute state.
+    #[serde(default)]
+    pub peer_calls: Vec<super::calls::CallSummary>,
+    /// Whether we asked for the microphone to be muted (the media section says if it is).
+    #[serde(default)]
+    pub mic_muted: bool,
     /// The media engine's side, filled in by the daemon from the engine itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaStatus>,

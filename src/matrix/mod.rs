@@ -1,5 +1,6 @@
 //! matrix-sdk glue: carries out the core's Matrix commands and reports their results.
 
+mod outbox;
 mod requests;
 mod session_file;
 mod sync;
@@ -12,6 +13,7 @@ use matrix_sdk::ruma::api::error::ErrorKind;
 use matrix_sdk::store::RoomLoadSettings;
 use matrix_sdk::{Client, SessionMeta, SessionTokens};
 
+pub use outbox::Outbox;
 pub use requests::{join, send_state, update_delayed};
 use session_file::SavedSession;
 

@@ -8,7 +8,10 @@ use matrix_sdk::sync::{State, SyncResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
+use matrix_sdk::deserialized_responses::ProcessedToDeviceEvent;
+
 use crate::core::events::{ROOM_MEMBER, TIMELINE_TYPES};
+use crate::core::voip;
 use crate::core::{Input, Invite, StateEvent, TimelineEvent};
 
 /// The fields every event the core reads has.
@@ -51,7 +54,8 @@ fn state_input(room_id: &RoomId, e: Envelope) -> Option<Input> {
 }
 
 fn timeline_input(room_id: &RoomId, e: Envelope) -> Option<Input> {
-    if !TIMELINE_TYPES.contains(&e.event_type.as_str()) {
+    let wanted = |t: &str| TIMELINE_TYPES.contains(&t) || voip::TYPES.contains(&t);
+    if !wanted(&e.event_type) {
         return None;
     }
     Some(Input::Timeline(TimelineEvent {
@@ -112,6 +116,7 @@ pub fn inputs(response: &SyncResponse, own_user: &UserId) -> Vec<Input> {
     for (room_id, room) in &response.rooms.left {
         inputs.extend(room_inputs(room_id, &room.state, &room.timeline.events));
     }
+    inputs.extend(response.to_device.iter().filter_map(to_device_input));
     for (room_id, room) in &response.rooms.invited {
         inputs.push(Input::Invite(Invite {
             room_id: room_id.clone(),
@@ -119,6 +124,37 @@ pub fn inputs(response: &SyncResponse, own_user: &UserId) -> Vec<Input> {
         }));
     }
     inputs
+}
+
+/// A call-signalling to-device message, decrypted or plaintext; others are not the core's.
+fn to_device_input(event: &ProcessedToDeviceEvent) -> Option<Input> {
+    #[derive(Deserialize)]
+    struct ToDevice {
+        #[serde(rename = "type")]
+        event_type: String,
+        sender: OwnedUserId,
+        #[serde(default)]
+        content: Value,
+    }
+    let raw = match event {
+        ProcessedToDeviceEvent::Decrypted { raw, .. } | ProcessedToDeviceEvent::PlainText(raw) => {
+            raw
+        }
+        ProcessedToDeviceEvent::UnableToDecrypt { .. } => {
+            log::warn!("a to-device message could not be decrypted");
+            return None;
+        }
+        ProcessedToDeviceEvent::Invalid(_) => return None,
+    };
+    let e = raw.deserialize_as_unchecked::<ToDevice>().ok()?;
+    if !voip::TYPES.contains(&e.event_type.as_str()) {
+        return None;
+    }
+    Some(Input::ToDevice {
+        sender: e.sender,
+        event_type: e.event_type,
+        content: e.content,
+    })
 }
 
 /// Who sent our invite, from the invite's stripped state.

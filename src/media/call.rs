@@ -159,9 +159,14 @@ impl Call {
         self.peers.is_empty()
     }
 
-    pub fn add_peer(&mut self, id: PeerId, remote_offer: Option<&str>) -> anyhow::Result<()> {
+    pub fn add_peer(
+        &mut self,
+        id: PeerId,
+        remote_offer: Option<&str>,
+        stream_id: &str,
+    ) -> anyhow::Result<()> {
         self.serial += 1;
-        let peer = Peer::start(&self.ctx, id.clone(), self.serial, remote_offer)?;
+        let peer = Peer::start(&self.ctx, id.clone(), self.serial, remote_offer, stream_id)?;
         // Branch the encoded streams into the new peer without disturbing the others.
         for (tee, input) in [
             (&self.audio_tee, &peer.audio_in),

@@ -69,33 +69,42 @@ impl MediaEngine {
         self.call.as_ref().map(Call::stats).unwrap_or_default()
     }
 
-    fn refuse(&self, command: &str, reason: impl std::fmt::Display) {
+    fn refuse(&self, command: &str, peer: Option<&PeerId>, reason: impl std::fmt::Display) {
         log::warn!("media: cannot {command}: {reason}");
         (self.events)(MediaEvent::Refused {
             command: command.to_owned(),
+            peer: peer.cloned(),
             reason: reason.to_string(),
         });
     }
 
     pub fn handle(&mut self, command: MediaCommand) {
         match command {
-            MediaCommand::AddPeer { peer, remote_offer } => self.add_peer(peer, remote_offer),
+            MediaCommand::AddPeer {
+                peer,
+                remote_offer,
+                stream_id,
+            } => self.add_peer(peer, remote_offer, &stream_id),
             MediaCommand::RemoteDescription { peer, kind, sdp } => match self.peer(&peer) {
                 Some(p) => {
                     if let Err(e) = p.set_remote_description(kind, &sdp) {
-                        self.refuse(&format!("take {peer}'s description"), e);
+                        self.refuse(&format!("take {peer}'s description"), Some(&peer), e);
                     }
                 }
-                None => self.refuse("take a description", format!("no peer {peer}")),
+                None => self.refuse("take a description", None, format!("no peer {peer}")),
             },
             MediaCommand::RemoteCandidate { peer, candidate } => match self.peer(&peer) {
                 Some(p) => p.add_candidate(&candidate),
-                None => self.refuse("take a candidate", format!("no peer {peer}")),
+                None => self.refuse("take a candidate", None, format!("no peer {peer}")),
+            },
+            MediaCommand::RestartIce { peer } => match self.peer(&peer) {
+                Some(p) => p.restart_ice(),
+                None => self.refuse("restart ICE", None, format!("no peer {peer}")),
             },
             MediaCommand::RemovePeer { peer } => {
                 let removed = self.call.as_mut().is_some_and(|c| c.remove_peer(&peer));
                 if !removed {
-                    self.refuse("remove a peer", format!("no peer {peer}"));
+                    log::debug!("media: no peer {peer} to remove");
                 }
                 if self.call.as_ref().is_some_and(Call::is_empty) {
                     log::info!("media: last peer gone; stopping the call's pipeline");
@@ -124,9 +133,9 @@ impl MediaEngine {
         self.call.as_ref().and_then(|c| c.peer(peer))
     }
 
-    fn add_peer(&mut self, peer: PeerId, remote_offer: Option<String>) {
+    fn add_peer(&mut self, peer: PeerId, remote_offer: Option<String>, stream_id: &str) {
         if self.call.as_ref().is_some_and(|c| c.has_peer(&peer)) {
-            return self.refuse(&format!("add {peer}"), "it is already there");
+            return self.refuse(&format!("add {peer}"), None, "it is already there");
         }
         if self.call.is_none() {
             match Call::start(
@@ -145,13 +154,17 @@ impl MediaEngine {
                     self.call = Some(call);
                 }
                 Err(e) => {
-                    return self.refuse(&format!("start the call for {peer}"), format!("{e:#}"));
+                    return self.refuse(
+                        &format!("start the call for {peer}"),
+                        Some(&peer),
+                        format!("{e:#}"),
+                    );
                 }
             }
         }
         let call = self.call.as_mut().expect("started above");
-        if let Err(e) = call.add_peer(peer.clone(), remote_offer.as_deref()) {
-            self.refuse(&format!("add {peer}"), format!("{e:#}"));
+        if let Err(e) = call.add_peer(peer.clone(), remote_offer.as_deref(), stream_id) {
+            self.refuse(&format!("add {peer}"), Some(&peer), format!("{e:#}"));
             if self.call.as_ref().is_some_and(Call::is_empty) {
                 self.call = None;
             }

@@ -49,6 +49,9 @@ pub struct Peer {
     pub counters: Arc<Counters>,
     /// Pads on the call's mixer and compositor that this peer's decoded media feeds.
     pub outputs: Arc<Mutex<Vec<(gst::Element, gst::Pad)>>>,
+    events: EventSink,
+    /// The m-lines' mids, from our last local description (candidates carry them).
+    mids: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 const AUDIO_PT: u8 = 111;
@@ -89,6 +92,7 @@ impl Peer {
         id: PeerId,
         serial: u64,
         remote_offer: Option<&str>,
+        stream_id: &str,
     ) -> anyhow::Result<Peer> {
         let bin = gst::Bin::builder().name(format!("peer-{serial}")).build();
         let webrtc = gst::ElementFactory::make("webrtcbin")
@@ -151,6 +155,7 @@ impl Peer {
             audio_line,
             audio_pt,
             remote_offer.is_some(),
+            stream_id,
         )?;
         let video_in = Self::send_branch(
             &bin,
@@ -159,6 +164,7 @@ impl Peer {
             video_line,
             video_pt,
             remote_offer.is_some(),
+            stream_id,
         )?;
         {
             let counters = counters.clone();
@@ -192,7 +198,7 @@ impl Peer {
         bin.sync_state_with_parent()?;
 
         if let Some(offer) = remote_offer {
-            Self::answer(ctx, &id, &webrtc, offer, mids)?;
+            Self::answer(ctx, &id, &webrtc, offer, mids.clone())?;
         }
         Ok(Peer {
             id,
@@ -203,6 +209,8 @@ impl Peer {
             video_in,
             counters,
             outputs,
+            events: ctx.events.clone(),
+            mids,
         })
     }
 
@@ -214,6 +222,7 @@ impl Peer {
         line: u32,
         pt: u8,
         answering: bool,
+        stream_id: &str,
     ) -> anyhow::Result<gst::Pad> {
         let (name, payloader) = match kind {
             MediaKind::Audio => ("audio", "rtpopuspay"),
@@ -237,6 +246,8 @@ impl Peer {
         let sink = webrtc
             .request_pad_simple(&format!("sink_{line}"))
             .ok_or_else(|| anyhow!("webrtcbin gave no sink_{line}"))?;
+        // The stream ID the far end sees, which our sdp_stream_metadata describes.
+        sink.set_property("msid", stream_id);
         caps.static_pad("src")
             .expect("capsfilter has a src pad")
             .link(&sink)?;
@@ -389,17 +400,50 @@ impl Peer {
         });
     }
 
+    /// Takes the remote's description; a renegotiation's offer is answered at once.
     pub fn set_remote_description(&self, kind: SdpKind, sdp: &str) -> anyhow::Result<()> {
         let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
             .map_err(|_| anyhow!("not valid SDP"))?;
-        let kind = match kind {
+        let sdp_type = match kind {
             SdpKind::Offer => gst_webrtc::WebRTCSDPType::Offer,
             SdpKind::Answer => gst_webrtc::WebRTCSDPType::Answer,
         };
-        let desc = gst_webrtc::WebRTCSessionDescription::new(kind, message);
+        let desc = gst_webrtc::WebRTCSessionDescription::new(sdp_type, message);
         self.webrtc
             .emit_by_name::<()>("set-remote-description", &[&desc, &None::<gst::Promise>]);
+        if kind == SdpKind::Offer {
+            self.describe_local(SdpKind::Answer, None);
+        }
         Ok(())
+    }
+
+    /// Offers again with new ICE credentials, for a connection that was lost.
+    pub fn restart_ice(&self) {
+        let options = gst::Structure::builder("options")
+            .field("ice-restart", true)
+            .build();
+        self.describe_local(SdpKind::Offer, Some(options));
+    }
+
+    /// Creates our offer or answer, sets it and reports it.
+    fn describe_local(&self, kind: SdpKind, options: Option<gst::Structure>) {
+        let (events, id, mids) = (self.events.clone(), self.id.clone(), self.mids.clone());
+        let w = self.webrtc.clone();
+        let (signal, field) = match kind {
+            SdpKind::Offer => ("create-offer", "offer"),
+            SdpKind::Answer => ("create-answer", "answer"),
+        };
+        let promise =
+            gst::Promise::with_change_func(move |reply| match description_from(reply, field) {
+                Ok(desc) => publish_local(&w, &desc, kind, &id, &events, &mids),
+                Err(e) => events(MediaEvent::Refused {
+                    command: format!("create an {field} for {id}"),
+                    peer: Some(id.clone()),
+                    reason: e.to_string(),
+                }),
+            });
+        self.webrtc
+            .emit_by_name::<()>(signal, &[&options, &promise]);
     }
 
     pub fn add_candidate(&self, c: &Candidate) {

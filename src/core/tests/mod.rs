@@ -34,6 +34,8 @@ pub fn settings(join: JoinPolicy, watchdog: Option<Duration>) -> Settings {
             serve: vec![room_id().into()],
             invite_from: vec![Principal::Server(owned_server_name!("friends.example"))],
             join,
+            answer_direct_calls: true,
+            direct_call_from: vec![Principal::Server(owned_server_name!("localhost"))],
         },
         watchdog_timeout: watchdog,
     }
