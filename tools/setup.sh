@@ -10,7 +10,7 @@ DEBS=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-alsa gstreamer1.0-libav
-  gstreamer1.0-tools python3-venv systemd
+  gstreamer1.0-tools python3-venv systemd chromium
 )
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -32,4 +32,25 @@ if ! "$venv/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ !=
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION"
 fi
-echo "setup: ready (Synapse $SYNAPSE_VERSION in $venv)"
+
+# The browser visitor (testbed/browser): matrix-js-sdk and playwright-core from package-lock.json,
+# and the page bundle. Node.js 20 or later is needed (playwright-core); matrix-js-sdk asks for 22
+# in its engines, but only its browser bundle is used here, so that is not enforced.
+browser=testbed/browser
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then
+  echo "setup: Node.js 20 or later is needed for the browser visitor (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+lock_sum=$(sha256sum "$browser/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$browser/node_modules/.roomd-lock-sum" 2>/dev/null)" != "$lock_sum" ]; then
+  echo "setup: installing the browser visitor's npm packages into $browser/node_modules"
+  (cd "$browser" && npm ci --engine-strict=false --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" > "$browser/node_modules/.roomd-lock-sum"
+  rm -f "$browser/dist/page.bundle.js"
+fi
+bundle="$browser/dist/page.bundle.js"
+if [ ! -s "$bundle" ] || [ "$browser/page.js" -nt "$bundle" ] || [ "$browser/package.json" -nt "$bundle" ]; then
+  echo "setup: building $bundle"
+  (cd "$browser" && npm run --silent build)
+fi
+echo "setup: ready (Synapse $SYNAPSE_VERSION in $venv, browser visitor in $browser)"
