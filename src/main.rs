@@ -61,6 +61,12 @@ enum CtlCommand {
         /// The room (ID or alias as configured); default: whichever room has the call.
         room: Option<String>,
     },
+    /// Silence the microphone; the far ends are told it is muted.
+    Mute,
+    /// Bring the microphone back.
+    Unmute,
+    /// Mute if live, unmute if muted.
+    ToggleMute,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +127,9 @@ fn ctl(config_path: &std::path::Path, command: CtlCommand) -> ExitCode {
     let (request, json) = match command {
         CtlCommand::Status { json } => (CtlRequest::Status, json),
         CtlCommand::Hangup { room } => (CtlRequest::Hangup { room }, false),
+        CtlCommand::Mute => (CtlRequest::Mute, false),
+        CtlCommand::Unmute => (CtlRequest::Unmute, false),
+        CtlCommand::ToggleMute => (CtlRequest::ToggleMute, false),
     };
     match roomd::controls::client::request(&socket, &request) {
         Ok(reply) if !reply.ok => {

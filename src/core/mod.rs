@@ -402,12 +402,13 @@ impl Core {
             &mut self.request_ids,
             &mut self.outputs,
         );
+        // Timers first, so a call that just ended is placed again in the same step.
+        self.calls.on_tick(now, &mut self.outputs);
         self.calls
             .reconcile(now, self.rooms.meshes(now), &mut self.outputs);
         if in_service {
             self.handle_signals(now);
         }
-        self.calls.on_tick(now, &mut self.outputs);
         if let Some(w) = &mut self.watchdog {
             let stalled = self
                 .session

@@ -3,6 +3,7 @@
 
 mod calls;
 mod hostile;
+mod peer_calls;
 mod session;
 
 use std::time::{Duration, Instant};
@@ -47,6 +48,8 @@ pub struct Harness {
     /// The fake homeserver's scheduled delayed events: ID -> (type, state key, content).
     delayed: std::collections::HashMap<String, (String, String, Value)>,
     delay_ids: u64,
+    /// What the core output besides Matrix commands while the fake homeserver answered.
+    pub stray: Vec<Output>,
 }
 
 impl Harness {
@@ -57,6 +60,7 @@ impl Harness {
             now,
             delayed: Default::default(),
             delay_ids: 0,
+            stray: Vec::new(),
         };
         let out = h.drain();
         (h, out)
@@ -183,7 +187,10 @@ impl Harness {
         while !queue.is_empty() {
             let mut next = Vec::new();
             for o in queue {
-                let Output::Matrix(cmd) = o else { continue };
+                let Output::Matrix(cmd) = o else {
+                    self.stray.push(o);
+                    continue;
+                };
                 seen.push(cmd.clone());
                 match cmd {
                     MatrixCommand::SendState {
