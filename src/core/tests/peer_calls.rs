@@ -112,7 +112,7 @@ fn candidates_body(n: usize) -> Value {
 }
 
 impl Harness {
-    fn to_device(&mut self, sender: &str, event_type: &str, content: Value) -> Vec<Output> {
+    fn send_to_device(&mut self, sender: &str, event_type: &str, content: Value) -> Vec<Output> {
         self.feed_synced(Input::ToDevice {
             sender: sender.try_into().unwrap(),
             event_type: event_type.to_owned(),
@@ -140,7 +140,7 @@ impl Harness {
 fn a_caller_in_the_mesh_is_answered_with_candidates_in_order() {
     let (mut h, _) = Harness::in_mesh_with(ALICE, "ALICEDEV");
     // Alice sorts before us: she calls, we wait.
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::INVITE,
         signal("c1", "ALICEDEV", 0, invite_body()),
@@ -151,7 +151,7 @@ fn a_caller_in_the_mesh_is_answered_with_candidates_in_order() {
         MediaCommand::AddPeer { remote_offer: Some(o), stream_id, .. } if o == OFFER && stream_id == "roomd-session-1"
     ));
     // Her candidates go straight to the media engine.
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::CANDIDATES,
         signal("c1", "ALICEDEV", 1, candidates_body(2)),
@@ -231,19 +231,19 @@ fn a_caller_in_the_mesh_is_answered_with_candidates_in_order() {
 #[test]
 fn signalling_out_of_order_is_put_back_in_order_and_duplicates_dropped() {
     let (mut h, _) = Harness::in_mesh_with(ALICE, "ALICEDEV");
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::CANDIDATES,
         signal("c1", "ALICEDEV", 2, candidates_body(1)),
     );
     assert!(media(&out).is_empty(), "held: {out:?}");
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::CANDIDATES,
         signal("c1", "ALICEDEV", 1, candidates_body(1)),
     );
     assert!(media(&out).is_empty(), "held: {out:?}");
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::INVITE,
         signal("c1", "ALICEDEV", 0, invite_body()),
@@ -257,7 +257,7 @@ fn signalling_out_of_order_is_put_back_in_order_and_duplicates_dropped() {
         2,
         "the held candidates follow the invite: {m:?}"
     );
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::INVITE,
         signal("c1", "ALICEDEV", 0, invite_body()),
@@ -268,7 +268,7 @@ fn signalling_out_of_order_is_put_back_in_order_and_duplicates_dropped() {
 #[test]
 fn a_sender_that_jumps_ahead_or_leaves_a_gap_is_hung_up_on() {
     let (mut h, _) = Harness::in_mesh_with(ALICE, "ALICEDEV");
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::INVITE,
         signal("c1", "ALICEDEV", 0, invite_body()),
@@ -279,7 +279,7 @@ fn a_sender_that_jumps_ahead_or_leaves_a_gap_is_hung_up_on() {
         kind: SdpKind::Answer,
         sdp: "v=0\r\n".into(),
     });
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::CANDIDATES,
         signal("c1", "ALICEDEV", 1_000_000_000_000, candidates_body(1)),
@@ -290,7 +290,7 @@ fn a_sender_that_jumps_ahead_or_leaves_a_gap_is_hung_up_on() {
     assert_eq!(hangup[0].content["reason"], "unknown_error");
 
     // A new call that leaves seq 1 missing: given up on after the gap timeout.
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::INVITE,
         signal("c2", "ALICEDEV", 0, invite_body()),
@@ -301,7 +301,7 @@ fn a_sender_that_jumps_ahead_or_leaves_a_gap_is_hung_up_on() {
         kind: SdpKind::Answer,
         sdp: "v=0\r\n".into(),
     });
-    h.to_device(
+    h.send_to_device(
         ALICE,
         voip::CANDIDATES,
         signal("c2", "ALICEDEV", 5, candidates_body(1)),
@@ -334,14 +334,14 @@ fn strangers_other_sessions_and_garbage_are_dropped() {
         (ALICE, "m.call.invite", json!({"call_id": "c1"})),
     ];
     for (sender, kind, content) in cases {
-        let out = h.to_device(sender, kind, content.clone());
+        let out = h.send_to_device(sender, kind, content.clone());
         assert!(
             media(&out).is_empty() && sent(&out).is_empty(),
             "{content}: {out:?}"
         );
     }
     // The real call still goes through afterwards.
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::INVITE,
         signal("c1", "ALICEDEV", 0, invite_body()),
@@ -404,7 +404,7 @@ fn the_device_calls_those_who_sort_after_it_and_retries_an_unanswered_invite() {
         json!({"answer": {"type": "answer", "sdp": "v=0\r\nzed"}}),
     );
     answer["dest_session_id"] = json!("session-1");
-    let out = h.to_device(ZED, voip::ANSWER, answer);
+    let out = h.send_to_device(ZED, voip::ANSWER, answer);
     let s = sent(&out);
     assert_eq!(s[0].event_type, voip::SELECT_ANSWER);
     assert_eq!(s[0].content["selected_party_id"], "ZEDDEV");
@@ -428,7 +428,7 @@ fn glare_keeps_the_call_with_the_lower_call_id() {
         .to_owned();
     // Zed calls at the same moment with a higher call ID: ours stands, theirs is refused.
     let higher = format!("{ours}z");
-    let out = h.to_device(
+    let out = h.send_to_device(
         ZED,
         voip::INVITE,
         signal(&higher, "ZEDDEV", 0, invite_body()),
@@ -440,7 +440,7 @@ fn glare_keeps_the_call_with_the_lower_call_id() {
             .any(|s| s.event_type == voip::HANGUP && s.content["call_id"] == higher.as_str())
     );
     // With a lower one, theirs wins and ours is hung up.
-    let out = h.to_device(ZED, voip::INVITE, signal("0", "ZEDDEV", 0, invite_body()));
+    let out = h.send_to_device(ZED, voip::INVITE, signal("0", "ZEDDEV", 0, invite_body()));
     assert!(removed(&out), "{out:?}");
     assert!(media(&out).iter().any(|m| matches!(
         m,
@@ -454,7 +454,7 @@ fn glare_keeps_the_call_with_the_lower_call_id() {
 #[test]
 fn mute_goes_to_the_media_engine_and_its_confirmation_to_every_peer() {
     let (mut h, _) = Harness::in_mesh_with(ALICE, "ALICEDEV");
-    let out = h.to_device(
+    let out = h.send_to_device(
         ALICE,
         voip::INVITE,
         signal("c1", "ALICEDEV", 0, invite_body()),
