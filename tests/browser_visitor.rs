@@ -79,6 +79,12 @@ async fn two_browsers_meet_in_a_mesh_group_call() {
         .await
         .unwrap();
     assert_eq!(joined, call_id);
+    // Group-call signalling goes out as plain to-device messages (js-sdk 43 cannot encrypt it).
+    let e2e = alice
+        .eval("window.visitorState.client.getUseE2eForGroupCall()")
+        .await
+        .unwrap();
+    assert_eq!(e2e, false);
     eprintln!("both entered {call_id} after {:?}", start.elapsed());
 
     // Each sees the other's usermedia feed, unmuted.

@@ -12,7 +12,12 @@
 // is killed outright. It is closed on stdin EOF, SIGTERM, SIGINT and SIGHUP.
 //
 // Options: --name NAME (log prefix), --chromium PATH (default $CHROMIUM or /usr/bin/chromium),
-// --extra-arg ARG (repeatable; one more Chromium flag).
+// --extra-arg ARG (repeatable; one more Chromium flag). Environment: ROOMD_BROWSER_VERBOSE=1 keeps
+// js-sdk's /sync request lines, ROOMD_BROWSER_CHROMIUM_LOG=1 passes Chromium's own stderr on.
+//
+// Driver commands besides window.visitor's: "ping", and "eval" ({expression}: a JS expression
+// evaluated in the page, awaited if it is a promise; `window.visitorState` holds the js-sdk
+// client, group call and 1:1 call).
 
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -78,7 +83,17 @@ const pageUrl = `http://127.0.0.1:${server.address().port}/`;
 
 // ---- Chromium ----
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "roomd-chromium-"));
+// A fresh profile named after this process; those left by drivers killed outright go first.
+for (const name of fs.readdirSync(os.tmpdir())) {
+    const m = name.match(/^roomd-chromium-(\d+)-/);
+    if (!m) continue;
+    let alive = false;
+    try {
+        alive = fs.readFileSync(`/proc/${m[1]}/cmdline`, "utf8").includes("driver.mjs");
+    } catch {}
+    if (!alive) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+}
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), `roomd-chromium-${process.pid}-`));
 const flags = [
     "--headless",
     "--no-sandbox",
@@ -200,7 +215,13 @@ try {
     browser = await chromium.connectOverCDP(wsEndpoint, { timeout: 30000 });
     const context = browser.contexts()[0] ?? (await browser.newContext());
     page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (msg) => note(`${msg.type()}: ${msg.text()}`));
+    // js-sdk logs every /sync long-poll at debug level: noise unless asked for.
+    const verbose = Boolean(process.env.ROOMD_BROWSER_VERBOSE);
+    page.on("console", (msg) => {
+        const text = msg.text();
+        if (!verbose && /FetchHttpApi: (-->|<--) GET \S+\/sync\?/.test(text)) return;
+        note(`${msg.type()}: ${text}`);
+    });
     page.on("pageerror", (err) => note(`pageerror: ${err.stack ?? err}`));
     page.on("crash", () => note("page crashed"));
     await page.goto(pageUrl, { timeout: 30000 });
@@ -216,6 +237,7 @@ send({ event: "ready", pid: process.pid, chromiumPid: proc.pid, url: pageUrl });
 
 async function run(cmd, args) {
     if (cmd === "ping") return "pong";
+    if (cmd === "eval") return (await page.evaluate(String(args?.expression))) ?? null;
     const ok = await page.evaluate(
         async ([cmd, args]) => {
             const f = window.visitor[cmd];

@@ -475,3 +475,4 @@ function describePeers(gc) {
 }
 
 window.visitor = visitor;
+window.visitorState = state;

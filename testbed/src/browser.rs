@@ -149,6 +149,11 @@ fn chromium_path() -> PathBuf {
 impl Browser {
     /// Starts node, Chromium and the page; `name` prefixes its log lines.
     pub async fn start(name: &str) -> anyhow::Result<Browser> {
+        Self::start_with_args(name, &[]).await
+    }
+
+    /// As [`Browser::start`], with more Chromium flags.
+    pub async fn start_with_args(name: &str, chromium_args: &[&str]) -> anyhow::Result<Browser> {
         check_installed()?;
         let dir = browser_dir();
         let mut command = Command::new("node");
@@ -156,6 +161,7 @@ impl Browser {
             .arg(dir.join("driver.mjs"))
             .args(["--name", name, "--chromium"])
             .arg(chromium_path())
+            .args(chromium_args.iter().flat_map(|a| ["--extra-arg", a]))
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -563,6 +569,13 @@ impl Browser {
             .call("callEvents", json!({"since": since}), DEFAULT_TIMEOUT)
             .await?;
         Ok(array(&v).to_vec())
+    }
+
+    /// Evaluates a JavaScript expression in the page (awaited if it is a promise) and returns
+    /// its JSON value; `window.visitorState` holds the js-sdk client, group call and 1:1 call.
+    pub async fn eval(&self, expression: &str) -> anyhow::Result<Value> {
+        self.call("eval", json!({"expression": expression}), DEFAULT_TIMEOUT)
+            .await
     }
 
     /// Closes the page and Chromium and waits for node to exit (also what dropping does).
