@@ -132,6 +132,7 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
                                 unavailable: Some(why.clone()),
                                 mic_muted: false,
                                 camera_off: false,
+                                video_encoders: 0,
                                 peers: Vec::new(),
                             },
                         });

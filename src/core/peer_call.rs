@@ -288,6 +288,7 @@ impl PeerCall {
         sdp: String,
         out: &mut Outputs,
     ) {
+        log::debug!("{}: our {kind:?}:\n{sdp}", self.call_id);
         let metadata = self.our_streams.clone();
         match (self.state, kind, self.renegotiation) {
             (State::CreatingOffer, SdpKind::Offer, _) => {

@@ -31,6 +31,9 @@ pub struct MediaStatus {
     pub unavailable: Option<String>,
     pub mic_muted: bool,
     pub camera_off: bool,
+    /// Video encoders running: one per call, however many peers (encode once).
+    #[serde(default)]
+    pub video_encoders: u32,
     pub peers: Vec<super::media::PeerStats>,
 }
 

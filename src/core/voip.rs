@@ -481,6 +481,15 @@ pub fn content(
             ))
         }
     };
+    // matrix-js-sdk reads a missing mute flag as "unknown", not false: always say it.
+    if let Some(Value::Object(streams)) = value.get_mut("sdp_stream_metadata") {
+        for stream in streams.values_mut() {
+            if let Value::Object(s) = stream {
+                s.entry("audio_muted").or_insert(Value::Bool(false));
+                s.entry("video_muted").or_insert(Value::Bool(false));
+            }
+        }
+    }
     if let (Some(r), Value::Object(fields)) = (routing, &mut value) {
         let extra = json!({
             "conf_id": r.conf_id,

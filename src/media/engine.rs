@@ -61,6 +61,7 @@ impl MediaEngine {
             unavailable: None,
             mic_muted: self.mic_muted,
             camera_off: self.camera_off,
+            video_encoders: self.pipeline().map_or(0, count_video_encoders),
             peers: self.stats(),
         }
     }
@@ -170,4 +171,18 @@ impl MediaEngine {
             }
         }
     }
+}
+
+/// Video encoders anywhere in the pipeline, by their factory's class.
+fn count_video_encoders(pipeline: &gst::Pipeline) -> u32 {
+    use gst::prelude::*;
+    pipeline
+        .iterate_recurse()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e.factory()
+                .is_some_and(|f| f.klass().contains("Encoder/Video"))
+        })
+        .count() as u32
 }

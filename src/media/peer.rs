@@ -49,9 +49,44 @@ pub struct Peer {
     pub counters: Arc<Counters>,
     /// Pads on the call's mixer and compositor that this peer's decoded media feeds.
     pub outputs: Arc<Mutex<Vec<(gst::Element, gst::Pad)>>>,
+    local: Describer,
+}
+
+/// What setting and reporting our own descriptions takes.
+#[derive(Clone)]
+struct Describer {
+    id: PeerId,
     events: EventSink,
     /// The m-lines' mids, from our last local description (candidates carry them).
     mids: Arc<Mutex<Vec<Option<String>>>>,
+    /// The stream ID (msid) of what we send.
+    stream_id: String,
+    /// The SSRC each medium is sent with, as our descriptions announce it.
+    ssrcs: Arc<Vec<(&'static str, u32)>>,
+}
+
+impl Describer {
+    /// Sets our description (with every m-line naming our stream) and reports it.
+    fn publish(
+        &self,
+        webrtc: &gst::Element,
+        desc: &gst_webrtc::WebRTCSessionDescription,
+        kind: SdpKind,
+    ) {
+        let text = desc.sdp().as_text().unwrap_or_default();
+        let sdp = sdp::with_msid(&text, &self.stream_id, &self.ssrcs);
+        *self.mids.lock().unwrap() = sdp::mids(&sdp);
+        let desc = match gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) {
+            Ok(message) => gst_webrtc::WebRTCSessionDescription::new(desc.type_(), message),
+            Err(_) => desc.clone(),
+        };
+        webrtc.emit_by_name::<()>("set-local-description", &[&desc, &None::<gst::Promise>]);
+        (self.events)(MediaEvent::LocalDescription {
+            peer: self.id.clone(),
+            kind,
+            sdp,
+        });
+    }
 }
 
 const AUDIO_PT: u8 = 111;
@@ -148,6 +183,16 @@ impl Peer {
         }
 
         let counters = Arc::new(Counters::default());
+        let local = Describer {
+            id: id.clone(),
+            events: ctx.events.clone(),
+            mids: Arc::default(),
+            stream_id: stream_id.to_owned(),
+            ssrcs: Arc::new(vec![
+                ("audio", rand::random::<u32>() | 1),
+                ("video", rand::random::<u32>() | 1),
+            ]),
+        };
         let audio_in = Self::send_branch(
             &bin,
             &webrtc,
@@ -155,7 +200,7 @@ impl Peer {
             audio_line,
             audio_pt,
             remote_offer.is_some(),
-            stream_id,
+            (stream_id, local.ssrcs[0].1),
         )?;
         let video_in = Self::send_branch(
             &bin,
@@ -164,7 +209,7 @@ impl Peer {
             video_line,
             video_pt,
             remote_offer.is_some(),
-            stream_id,
+            (stream_id, local.ssrcs[1].1),
         )?;
         {
             let counters = counters.clone();
@@ -180,15 +225,14 @@ impl Peer {
                 let _ = agent.emit_by_name::<bool>("add-local-ip-address", &[addr]);
             }
         }
-        let mids: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
         Self::connect_signals(
             ctx,
             &id,
             &webrtc,
             &bin,
             &counters,
-            &mids,
             remote_offer.is_none(),
+            &local,
         )?;
 
         let outputs: Arc<Mutex<Vec<(gst::Element, gst::Pad)>>> = Arc::default();
@@ -198,7 +242,7 @@ impl Peer {
         bin.sync_state_with_parent()?;
 
         if let Some(offer) = remote_offer {
-            Self::answer(ctx, &id, &webrtc, offer, mids.clone())?;
+            Self::answer(&webrtc, offer, &local)?;
         }
         Ok(Peer {
             id,
@@ -209,8 +253,7 @@ impl Peer {
             video_in,
             counters,
             outputs,
-            events: ctx.events.clone(),
-            mids,
+            local,
         })
     }
 
@@ -222,7 +265,7 @@ impl Peer {
         line: u32,
         pt: u8,
         answering: bool,
-        stream_id: &str,
+        (stream_id, ssrc): (&str, u32),
     ) -> anyhow::Result<gst::Pad> {
         let (name, payloader) = match kind {
             MediaKind::Audio => ("audio", "rtpopuspay"),
@@ -232,6 +275,7 @@ impl Peer {
         let pay = gst::ElementFactory::make(payloader)
             .name(format!("{name}-pay"))
             .property("pt", pt as u32)
+            .property("ssrc", ssrc)
             .build()?;
         if kind == MediaKind::Video {
             pay.set_property("config-interval", -1i32);
@@ -278,11 +322,11 @@ impl Peer {
         webrtc: &gst::Element,
         bin: &gst::Bin,
         counters: &Arc<Counters>,
-        mids: &Arc<Mutex<Vec<Option<String>>>>,
         offering: bool,
+        local: &Describer,
     ) -> anyhow::Result<()> {
         {
-            let (events, id, mids) = (ctx.events.clone(), id.clone(), mids.clone());
+            let (events, id, mids) = (ctx.events.clone(), id.clone(), local.mids.clone());
             webrtc.connect("on-ice-candidate", false, move |values| {
                 let mline = values[1].get::<u32>().unwrap_or(0);
                 let candidate = values[2].get::<String>().unwrap_or_default();
@@ -325,7 +369,7 @@ impl Peer {
             });
         }
         if offering {
-            let (events, id, mids) = (ctx.events.clone(), id.clone(), mids.clone());
+            let local = local.clone();
             let offered = Arc::new(AtomicBool::new(false));
             webrtc.connect("on-negotiation-needed", false, move |values| {
                 // Renegotiation is the call layer's to ask for; offer once.
@@ -333,12 +377,12 @@ impl Peer {
                     return None;
                 }
                 let webrtc = values[0].get::<gst::Element>().expect("webrtcbin");
-                let (events, id, mids) = (events.clone(), id.clone(), mids.clone());
+                let local = local.clone();
                 let w = webrtc.clone();
                 let promise = gst::Promise::with_change_func(move |reply| {
                     match description_from(reply, "offer") {
-                        Ok(desc) => publish_local(&w, &desc, SdpKind::Offer, &id, &events, &mids),
-                        Err(e) => events(MediaEvent::Error {
+                        Ok(desc) => local.publish(&w, &desc, SdpKind::Offer),
+                        Err(e) => (local.events)(MediaEvent::Error {
                             element: w.name().to_string(),
                             cause: format!("creating an offer: {e}"),
                         }),
@@ -351,13 +395,7 @@ impl Peer {
         Ok(())
     }
 
-    fn answer(
-        ctx: &PeerContext,
-        id: &PeerId,
-        webrtc: &gst::Element,
-        offer: &str,
-        mids: Arc<Mutex<Vec<Option<String>>>>,
-    ) -> anyhow::Result<()> {
+    fn answer(webrtc: &gst::Element, offer: &str, local: &Describer) -> anyhow::Result<()> {
         let message = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes())
             .map_err(|_| anyhow!("the offer is not valid SDP"))?;
         let offer =
@@ -369,7 +407,7 @@ impl Peer {
         webrtc.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
         promise.wait();
         let answer = description_from(Ok(promise.get_reply()), "answer")?;
-        publish_local(webrtc, &answer, SdpKind::Answer, id, &ctx.events, &mids);
+        local.publish(webrtc, &answer, SdpKind::Answer);
         Ok(())
     }
 
@@ -427,7 +465,7 @@ impl Peer {
 
     /// Creates our offer or answer, sets it and reports it.
     fn describe_local(&self, kind: SdpKind, options: Option<gst::Structure>) {
-        let (events, id, mids) = (self.events.clone(), self.id.clone(), self.mids.clone());
+        let local = self.local.clone();
         let w = self.webrtc.clone();
         let (signal, field) = match kind {
             SdpKind::Offer => ("create-offer", "offer"),
@@ -435,10 +473,10 @@ impl Peer {
         };
         let promise =
             gst::Promise::with_change_func(move |reply| match description_from(reply, field) {
-                Ok(desc) => publish_local(&w, &desc, kind, &id, &events, &mids),
-                Err(e) => events(MediaEvent::Refused {
-                    command: format!("create an {field} for {id}"),
-                    peer: Some(id.clone()),
+                Ok(desc) => local.publish(&w, &desc, kind),
+                Err(e) => (local.events)(MediaEvent::Refused {
+                    command: format!("create an {field} for {}", local.id),
+                    peer: Some(local.id.clone()),
                     reason: e.to_string(),
                 }),
             });
@@ -524,24 +562,6 @@ fn description_from(
     reply
         .get::<gst_webrtc::WebRTCSessionDescription>(field)
         .map_err(|e| anyhow!("{e}"))
-}
-
-fn publish_local(
-    webrtc: &gst::Element,
-    desc: &gst_webrtc::WebRTCSessionDescription,
-    kind: SdpKind,
-    id: &PeerId,
-    events: &EventSink,
-    mids: &Arc<Mutex<Vec<Option<String>>>>,
-) {
-    let sdp = desc.sdp().as_text().unwrap_or_default();
-    *mids.lock().unwrap() = sdp::mids(&sdp);
-    webrtc.emit_by_name::<()>("set-local-description", &[desc, &None::<gst::Promise>]);
-    events(MediaEvent::LocalDescription {
-        peer: id.clone(),
-        kind,
-        sdp,
-    });
 }
 
 /// webrtcbin's src pad → decodebin → the raw stream's destination.

@@ -108,6 +108,49 @@ pub fn mids(sdp: &str) -> Vec<Option<String>> {
     offered_media(sdp).into_iter().map(|m| m.mid).collect()
 }
 
+/// `sdp` with `a=msid:<stream_id> <track>` on every m-line that names no stream yet. webrtcbin
+/// 1.22 writes the pad's msid only beside an SSRC, and an answer made before media flows has
+/// none for audio: the browser then files the track under no stream, and matrix-js-sdk, which
+/// finds streams by ID in `sdp_stream_metadata`, drops it.
+pub fn with_msid(sdp: &str, stream_id: &str, ssrcs: &[(&str, u32)]) -> String {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut sections: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            sections.push(Vec::new());
+        }
+        sections
+            .last_mut()
+            .expect("one section at least")
+            .push(line);
+    }
+    let mut out = String::with_capacity(sdp.len() + 128);
+    for (i, section) in sections.iter().enumerate() {
+        let named = section.iter().any(|l| {
+            l.starts_with("a=msid:") || (l.starts_with("a=ssrc:") && l.contains(" msid:"))
+        });
+        let kind = section
+            .first()
+            .and_then(|l| l.strip_prefix("m="))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or("media");
+        for line in section {
+            out.push_str(line);
+            out.push_str(eol);
+            if i > 0 && !named && line.starts_with("a=mid:") {
+                let track = format!("{kind}-{i}");
+                out.push_str(&format!("a=msid:{stream_id} {track}{eol}"));
+                // The SSRC we send with, so the browser binds it to the track up front.
+                if let Some((_, ssrc)) = ssrcs.iter().find(|(k, _)| *k == kind) {
+                    out.push_str(&format!("a=ssrc:{ssrc} cname:roomd{eol}"));
+                    out.push_str(&format!("a=ssrc:{ssrc} msid:{stream_id} {track}{eol}"));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +206,20 @@ a=rtpmap:109 rtx/90000\r\n";
         assert_eq!(offered_media(vp8_only)[0].payload, None);
         assert!(offered_media("garbage\n\u{0}\nm").is_empty());
         assert_eq!(offered_media("m=\na=rtpmap:x\na=fmtp:999 y").len(), 1);
+    }
+
+    #[test]
+    fn every_m_line_names_the_stream_once() {
+        let sdp = "v=0\r\nm=audio 9 X 111\r\na=mid:0\r\na=sendrecv\r\n\
+                   m=video 9 X 96\r\na=mid:1\r\na=ssrc:5 msid:s t\r\n";
+        let out = with_msid(sdp, "s", &[("audio", 7)]);
+        assert!(
+            out.contains(
+                "a=mid:0\r\na=msid:s audio-1\r\na=ssrc:7 cname:roomd\r\na=ssrc:7 msid:s audio-1\r\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(out.matches("msid:").count(), 3, "{out}");
+        assert!(out.ends_with("\r\n"));
     }
 }

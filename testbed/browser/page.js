@@ -102,6 +102,33 @@ function syncMedia() {
     }
 }
 
+// An analyser on a peer connection's remote audio: sample() adds the current RMS, rms() is
+// the window's mean square, rooted.
+function listen(pc) {
+    const track = pc?.getReceivers().map((r) => r.track).find((t) => t?.kind === "audio");
+    if (!track) return { sample() {}, close() {}, rms: () => 0 };
+    const ctx = new AudioContext();
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 2048;
+    ctx.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+    const buf = new Float32Array(analyser.fftSize);
+    let sum = 0;
+    let n = 0;
+    return {
+        sample() {
+            analyser.getFloatTimeDomainData(buf);
+            let e = 0;
+            for (const x of buf) e += x * x;
+            sum += e / buf.length;
+            n += 1;
+        },
+        close() {
+            ctx.close();
+        },
+        rms: () => (n > 0 ? Math.sqrt(sum / n) : 0),
+    };
+}
+
 function feedInfo(f) {
     return {
         userId: f.userId,
@@ -374,7 +401,15 @@ const visitor = {
         syncMedia();
         const peers = peerCalls();
         const before = await Promise.all(peers.map((p) => statsOf(p.call.peerConn)));
-        await sleep(windowMs);
+        // What is heard, sampled from each remote audio track itself: Chromium's
+        // totalAudioEnergy stays 0 for some senders whose audio is plainly there.
+        const heard = peers.map((p) => listen(p.call.peerConn));
+        const until = Date.now() + windowMs;
+        while (Date.now() < until) {
+            await sleep(50);
+            heard.forEach((h) => h.sample());
+        }
+        heard.forEach((h) => h.close());
         const after = await Promise.all(peers.map((p) => statsOf(p.call.peerConn)));
         return peers.map((p, i) => {
             const a = before[i];
@@ -401,8 +436,10 @@ const visitor = {
                 frameHeight: vs?.frameHeight ?? 0,
                 codec: vs ? (b.codecs.get(vs.codecId) ?? null) : null,
                 videoPackets: sum(v1, "packetsReceived") - sum(v0, "packetsReceived"),
-                // RMS level over the window, from the energy the receiver computed (0..1)
-                audioLevel: duration > 0 ? Math.sqrt(energy / duration) : 0,
+                // RMS level over the window of the remote audio track as played (0..1)
+                audioLevel: heard[i].rms(),
+                // ...and from the energy the receiver's statistics report
+                statsAudioLevel: duration > 0 ? Math.sqrt(energy / duration) : 0,
                 audioLevelNow: as?.audioLevel ?? 0,
                 audioCodec: as ? (b.codecs.get(as.codecId) ?? null) : null,
                 audioPackets: sum(au1, "packetsReceived") - sum(au0, "packetsReceived"),

@@ -1,0 +1,441 @@
+//! Calls end to end: a real roomd process, a real Synapse, and visitors in headless Chromium
+//! running matrix-js-sdk (GroupCall for MSC3401 mesh calls, MatrixCall for 1:1 calls). Media is
+//! checked where it lands: what the browser decodes from roomd, and roomd's own counters of
+//! what it decodes from the browser. Every m.call.* event the browser received from roomd is
+//! checked against the Matrix spec's schemas.
+
+use std::time::{Duration, Instant};
+
+use matrix_sdk::ruma::OwnedRoomId;
+use roomd_testbed::browser::{Browser, PeerMedia};
+use roomd_testbed::{Roomd, RoomdConfig, Synapse, Visitor};
+use serde_json::Value;
+
+const ROOMD: &str = env!("CARGO_BIN_EXE_roomd");
+const PASSWORD: &str = "room-password";
+const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
+
+/// Browser tests are heavy (Chromium, x264 at 720p): one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A served room with roomd in it, and the people who may visit it.
+struct Meeting {
+    synapse: Synapse,
+    host: Visitor,
+    room_id: OwnedRoomId,
+    config: RoomdConfig,
+    roomd: Roomd,
+    _dir: tempfile::TempDir,
+}
+
+impl Meeting {
+    /// `visitors`: the localparts that will come in browsers, invited up front.
+    async fn start(visitors: &[&str]) -> Meeting {
+        let synapse = Synapse::start().unwrap();
+        synapse.register("room", PASSWORD).await.unwrap();
+        for v in visitors {
+            synapse.register(v, &format!("{v}-password")).await.unwrap();
+        }
+        let host = Visitor::new(&synapse, "host", "HOSTDEV").await.unwrap();
+        let config = RoomdConfig::new(&synapse, "room", PASSWORD);
+        let mut invite: Vec<String> = visitors.iter().map(|v| format!("@{v}:localhost")).collect();
+        invite.push(config.user_id());
+        let invite: Vec<&str> = invite.iter().map(String::as_str).collect();
+        let room_id = host.create_call_room("Meeting", &invite).await.unwrap();
+        let mut config = config;
+        config.rooms = vec![room_id.to_string()];
+        let dir = tempfile::tempdir().unwrap();
+        let mut roomd = Roomd::spawn(ROOMD.as_ref(), &config, dir.path(), &["-v"], &[]).unwrap();
+        assert!(
+            roomd.wait_for_notification("READY=1", Duration::from_secs(60)),
+            "roomd never got ready:\n{}",
+            roomd.log()
+        );
+        let meeting = Meeting {
+            synapse,
+            host,
+            room_id,
+            config,
+            roomd,
+            _dir: dir,
+        };
+        meeting
+            .wait_for_status(Duration::from_secs(20), |s| s["rooms"][0]["joined"] == true)
+            .unwrap_or_else(|| panic!("roomd did not join its room:\n{}", meeting.log()));
+        meeting
+    }
+
+    /// A browser logged in as `localpart` and joined to the room.
+    async fn visitor(&self, localpart: &str) -> Browser {
+        let browser = Browser::start(localpart).await.unwrap();
+        browser
+            .login(
+                &self.synapse.url(),
+                localpart,
+                &format!("{localpart}-password"),
+                &format!("{}DEV", localpart.to_uppercase()),
+            )
+            .await
+            .unwrap();
+        browser.join_room(self.room_id.as_str()).await.unwrap();
+        browser
+    }
+
+    fn log(&self) -> String {
+        self.roomd.log()
+    }
+
+    fn status(&self) -> Value {
+        self.roomd.status().unwrap_or(Value::Null)
+    }
+
+    fn wait_for_status(&self, limit: Duration, done: impl Fn(&Value) -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(status) = self.roomd.status()
+                && done(&status)
+            {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn seat(&self) -> String {
+        self.status()["rooms"][0]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    fn ctl(&self, args: &[&str]) {
+        let out = self.roomd.ctl(args);
+        assert!(
+            out.status.success(),
+            "roomd ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    async fn our_membership(&self) -> Option<Value> {
+        self.host
+            .state(&self.room_id, CALL_MEMBER, &self.config.user_id())
+            .await
+            .unwrap()
+    }
+
+    /// roomd's counters of what it decoded from each peer, over `window`: (peer, video fps,
+    /// audio buffers).
+    fn roomd_receives(&self, window: Duration) -> Vec<(String, f64, u64)> {
+        let count = |s: &Value| -> Vec<(String, u64, u64)> {
+            s["media"]["peers"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| {
+                            (
+                                p["peer"].as_str().unwrap_or("").to_owned(),
+                                p["video_frames_received"].as_u64().unwrap_or(0),
+                                p["audio_buffers_received"].as_u64().unwrap_or(0),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let before = count(&self.status());
+        std::thread::sleep(window);
+        let after = count(&self.status());
+        after
+            .into_iter()
+            .map(|(peer, v, a)| {
+                let (v0, a0) = before
+                    .iter()
+                    .find(|b| b.0 == peer)
+                    .map_or((0, 0), |b| (b.1, b.2));
+                (
+                    peer,
+                    (v - v0) as f64 / window.as_secs_f64(),
+                    a.saturating_sub(a0),
+                )
+            })
+            .collect()
+    }
+}
+
+fn from_roomd<'a>(measured: &'a [PeerMedia], room_user: &str) -> &'a PeerMedia {
+    measured
+        .iter()
+        .find(|m| m.user_id.as_deref() == Some(room_user))
+        .unwrap_or_else(|| panic!("the browser has no call with roomd: {measured:?}"))
+}
+
+/// Everything the browser received from roomd meets the Matrix spec's schemas.
+async fn check_spec(browser: &Browser, room_user: &str) -> usize {
+    let events = browser.call_events(0).await.unwrap();
+    let mut checked = 0;
+    for e in events {
+        let received = e["dir"] == "in";
+        let from_roomd = e["sender"] == room_user;
+        let (Some(event_type), Some(content)) = (e["type"].as_str(), e.get("content")) else {
+            continue;
+        };
+        if !received || !from_roomd || !event_type.starts_with("m.call.") {
+            continue;
+        }
+        if let Err(errors) = roomd_testbed::spec::validate_call_event(event_type, content) {
+            panic!("roomd sent a {event_type} that does not meet the spec: {errors:?}\n{content}");
+        }
+        checked += 1;
+    }
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_starts_a_room_call_and_roomd_joins_with_picture_and_sound_both_ways() {
+    let _serial = SERIAL.lock().await;
+    let meeting = Meeting::start(&["alice"]).await;
+    let room_user = meeting.config.user_id();
+    let alice = meeting.visitor("alice").await;
+
+    // Alice starts the room's call: roomd joins within 2 s.
+    alice
+        .enter_group_call(meeting.room_id.as_str(), true)
+        .await
+        .unwrap();
+    let joined = meeting
+        .wait_for_status(Duration::from_secs(10), |s| {
+            s["rooms"][0]["state"] == "in_call"
+        })
+        .unwrap_or_else(|| panic!("roomd did not join:\n{}", meeting.log()));
+    println!(
+        "roomd joined {} ms after the call started",
+        joined.as_millis()
+    );
+    assert!(joined <= Duration::from_secs(2), "joined after {joined:?}");
+
+    // Media both ways.
+    alice
+        .wait_for_feeds(Duration::from_secs(20), |f| {
+            f.iter()
+                .any(|f| f.user_id == room_user && f.video_tracks > 0)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (measured, received) = tokio::join!(alice.measure(Duration::from_secs(10)), async {
+        tokio::task::block_in_place(|| meeting.roomd_receives(Duration::from_secs(10)))
+    });
+    let measured = measured.unwrap();
+    let m = from_roomd(&measured, &room_user);
+    println!("alice decodes roomd: {m:?}");
+    println!("roomd decodes: {received:?}");
+    assert!(m.fps >= 20.0, "alice sees roomd at {} fps", m.fps);
+    assert_eq!(m.codec.as_deref(), Some("video/H264"));
+    assert!(
+        m.audio_level > 0.01,
+        "alice hears roomd at {}",
+        m.audio_level
+    );
+    assert_eq!(received.len(), 1, "one peer: {received:?}");
+    assert!(
+        received[0].1 >= 10.0,
+        "roomd decodes alice at {} fps",
+        received[0].1
+    );
+    assert!(
+        received[0].2 > 100,
+        "roomd decodes alice's audio: {received:?}"
+    );
+
+    // Mute: alice sees it in the metadata and hears silence; unmute brings both back.
+    meeting.ctl(&["mute"]);
+    alice
+        .wait_for_feeds(Duration::from_secs(3), |f| {
+            f.iter().any(|f| f.user_id == room_user && f.audio_muted)
+        })
+        .await
+        .unwrap();
+    let quiet = alice.measure(Duration::from_secs(2)).await.unwrap();
+    let level = from_roomd(&quiet, &room_user).audio_level;
+    assert!(level < 0.001, "muted, yet alice hears {level}");
+    meeting.ctl(&["unmute"]);
+    alice
+        .wait_for_feeds(Duration::from_secs(3), |f| {
+            f.iter().any(|f| f.user_id == room_user && !f.audio_muted)
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let loud = alice.measure(Duration::from_secs(2)).await.unwrap();
+    let level = from_roomd(&loud, &room_user).audio_level;
+    assert!(level > 0.01, "unmuted, yet alice hears {level}");
+
+    // Hang-up: roomd leaves and stays out while the call goes on.
+    meeting.ctl(&["hangup"]);
+    assert!(
+        meeting
+            .wait_for_status(Duration::from_secs(5), |s| s["rooms"][0]["state"]
+                == "left_by_hang_up")
+            .is_some(),
+        "{}",
+        meeting.log()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(meeting.seat(), "left_by_hang_up");
+    let gone = meeting.our_membership().await;
+    assert!(
+        gone.as_ref()
+            .is_none_or(|m| m["m.calls"].as_array().is_none_or(|c| c.is_empty())),
+        "still a member: {gone:?}"
+    );
+
+    // The call ends and a new one starts: roomd is back.
+    alice.leave_group_call().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    alice
+        .enter_group_call(meeting.room_id.as_str(), true)
+        .await
+        .unwrap();
+    meeting
+        .wait_for_status(Duration::from_secs(10), |s| {
+            s["rooms"][0]["state"] == "in_call"
+        })
+        .unwrap_or_else(|| panic!("roomd did not rejoin:\n{}", meeting.log()));
+    alice
+        .wait_for_feeds(Duration::from_secs(20), |f| {
+            f.iter()
+                .any(|f| f.user_id == room_user && f.video_tracks > 0)
+        })
+        .await
+        .unwrap();
+
+    // Alice leaves: roomd leaves within 2 s.
+    alice.leave_group_call().await.unwrap();
+    let left = meeting
+        .wait_for_status(Duration::from_secs(10), |s| {
+            s["rooms"][0]["state"] == "idle"
+        })
+        .unwrap_or_else(|| panic!("roomd stayed:\n{}", meeting.log()));
+    println!("roomd left {} ms after the last visitor", left.as_millis());
+    assert!(left <= Duration::from_secs(2), "left after {left:?}");
+
+    let checked = check_spec(&alice, &room_user).await;
+    assert!(
+        checked >= 3,
+        "too few m.call.* events seen from roomd: {checked}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_visitors_and_roomd_all_exchange_media_on_one_encoder() {
+    let _serial = SERIAL.lock().await;
+    // Alice sorts before the room's account and calls it; roomd calls Zed.
+    let meeting = Meeting::start(&["alice", "zed"]).await;
+    let room_user = meeting.config.user_id();
+    let alice = meeting.visitor("alice").await;
+    let zed = meeting.visitor("zed").await;
+    alice
+        .enter_group_call(meeting.room_id.as_str(), true)
+        .await
+        .unwrap();
+    zed.join_existing_group_call(meeting.room_id.as_str(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    for (b, other) in [(&alice, "@zed:localhost"), (&zed, "@alice:localhost")] {
+        b.wait_for_feeds(Duration::from_secs(30), |f| {
+            [room_user.as_str(), other]
+                .iter()
+                .all(|u| f.iter().any(|f| f.user_id == *u && f.video_tracks > 0))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let window = Duration::from_secs(5);
+    let (a, z, received) = tokio::join!(alice.measure(window), zed.measure(window), async {
+        tokio::task::block_in_place(|| meeting.roomd_receives(window))
+    });
+    for (name, measured) in [("alice", a.unwrap()), ("zed", z.unwrap())] {
+        println!("{name} decodes: {measured:?}");
+        assert_eq!(measured.len(), 2, "{name} has two peers: {measured:?}");
+        for m in &measured {
+            assert!(
+                m.fps >= 10.0,
+                "{name} sees {:?} at {} fps",
+                m.user_id,
+                m.fps
+            );
+            assert!(
+                m.audio_level > 0.001,
+                "{name} hears {:?} at {}",
+                m.user_id,
+                m.audio_level
+            );
+        }
+    }
+    println!("roomd decodes: {received:?}");
+    assert_eq!(received.len(), 2, "{received:?}");
+    for (peer, fps, audio) in &received {
+        assert!(
+            *fps >= 10.0 && *audio > 50,
+            "roomd from {peer}: {fps} fps, {audio} audio"
+        );
+    }
+    let status = meeting.status();
+    assert_eq!(status["media"]["video_encoders"], 1, "{status}");
+    assert!(check_spec(&zed, &room_user).await >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_to_one_call_is_answered_and_hung_up_from_either_side() {
+    let _serial = SERIAL.lock().await;
+    let meeting = Meeting::start(&["alice"]).await;
+    let room_user = meeting.config.user_id();
+    let alice = meeting.visitor("alice").await;
+
+    for roomd_hangs_up in [true, false] {
+        alice
+            .place_call(meeting.room_id.as_str(), true)
+            .await
+            .unwrap();
+        alice
+            .wait_for_feeds(Duration::from_secs(20), |f| {
+                f.iter()
+                    .any(|f| f.user_id == room_user && f.video_tracks > 0)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (measured, received) = tokio::join!(alice.measure(Duration::from_secs(3)), async {
+            tokio::task::block_in_place(|| meeting.roomd_receives(Duration::from_secs(3)))
+        });
+        let m = from_roomd(measured.as_ref().unwrap(), &room_user).clone();
+        assert!(m.fps >= 15.0 && m.audio_level > 0.01, "{m:?}");
+        assert!(received.len() == 1 && received[0].1 >= 10.0, "{received:?}");
+        if roomd_hangs_up {
+            meeting.ctl(&["hangup"]);
+        } else {
+            alice.hangup().await.unwrap();
+        }
+        let start = Instant::now();
+        loop {
+            let state = alice.call_state().await.unwrap();
+            let peers = meeting.status()["peer_calls"]
+                .as_array()
+                .map_or(0, Vec::len);
+            let ended = state["call"].is_null() || state["call"]["state"] == "ended";
+            if ended && peers == 0 {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "not hung up: {state} / {}",
+                meeting.status()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(check_spec(&alice, &room_user).await >= 2);
+}
