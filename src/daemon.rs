@@ -52,6 +52,7 @@ fn settings(config: &Config) -> Settings {
             join: config.calls.join,
             answer_direct_calls: config.calls.answer_direct_calls,
             direct_call_from: config.calls.direct_call_from.clone(),
+            conference_focus: config.calls.conference_focus.clone(),
         },
         watchdog_timeout: systemd::watchdog_timeout(),
     }

@@ -31,6 +31,10 @@ struct Meeting {
 impl Meeting {
     /// `visitors`: the localparts that will come in browsers, invited up front.
     async fn start(visitors: &[&str]) -> Meeting {
+        Meeting::start_with(visitors, |_| {}).await
+    }
+
+    async fn start_with(visitors: &[&str], adjust: impl FnOnce(&mut RoomdConfig)) -> Meeting {
         let synapse = Synapse::start().unwrap();
         synapse.register("room", PASSWORD).await.unwrap();
         for v in visitors {
@@ -44,6 +48,7 @@ impl Meeting {
         let room_id = host.create_call_room("Meeting", &invite).await.unwrap();
         let mut config = config;
         config.rooms = vec![room_id.to_string()];
+        adjust(&mut config);
         let dir = tempfile::tempdir().unwrap();
         let mut roomd = Roomd::spawn(ROOMD.as_ref(), &config, dir.path(), &["-v"], &[]).unwrap();
         assert!(
@@ -438,4 +443,51 @@ async fn a_one_to_one_call_is_answered_and_hung_up_from_either_side() {
         }
     }
     assert!(check_spec(&alice, &room_user).await >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conference_focus_and_roomd_calling_each_other_at_once_keep_one_call() {
+    let _serial = SERIAL.lock().await;
+    // The focus is a browser: it joins the room and calls roomd at once, while roomd, seeing
+    // the focus arrive, calls it.
+    let meeting = Meeting::start_with(&["conf"], |c| {
+        c.conference_focus = Some("@conf:localhost".to_owned())
+    })
+    .await;
+    let room_user = meeting.config.user_id();
+    let conf = Browser::start("conf").await.unwrap();
+    conf.login(&meeting.synapse.url(), "conf", "conf-password", "CONFDEV")
+        .await
+        .unwrap();
+    conf.join_room(meeting.room_id.as_str()).await.unwrap();
+    conf.call(
+        "placeCall",
+        serde_json::json!({"roomId": meeting.room_id.as_str(), "video": true, "invitee": room_user}),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    conf.wait_for_feeds(Duration::from_secs(20), |f| {
+        f.iter()
+            .any(|f| f.user_id == room_user && f.video_tracks > 0)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (measured, received) = tokio::join!(conf.measure(Duration::from_secs(3)), async {
+        tokio::task::block_in_place(|| meeting.roomd_receives(Duration::from_secs(3)))
+    });
+    let m = from_roomd(measured.as_ref().unwrap(), &room_user).clone();
+    println!("the focus decodes roomd: {m:?}; roomd decodes: {received:?}");
+    assert!(m.fps >= 15.0 && m.audio_level > 0.01, "{m:?}");
+    assert_eq!(received.len(), 1, "one call survives: {received:?}");
+    assert!(received[0].1 >= 10.0, "{received:?}");
+    let calls = meeting.status()["peer_calls"].clone();
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "{calls}");
+    let log = meeting.log();
+    assert!(
+        log.contains("glare with @conf:localhost"),
+        "both sides were to invite at once:\n{log}"
+    );
+    assert!(check_spec(&conf, &room_user).await >= 2);
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::media::{Candidate, ConnectionState, PeerId, SdpKind};
 use super::own_call::Identity;
-use super::peer_call::{PeerCall, Route, State};
+use super::peer_call::{Direction, PeerCall, Route, State};
 use super::reorder::{Arrival, Reorder};
 use super::voip::{self, Body, HangupReason, Message, Metadata, Outgoing, StreamState};
 use super::{MatrixCommand, Now, Output, Outputs};
@@ -83,6 +83,8 @@ pub struct Calls {
     reorder: HashMap<(OwnedUserId, String, String), Reorder<Message>>,
     ended: VecDeque<String>,
     retries: HashMap<MeshPeer, Retry>,
+    /// Calls to conference foci, by room and focus.
+    focus_retries: HashMap<(OwnedRoomId, OwnedUserId), Retry>,
     next_call: u64,
 }
 
@@ -106,6 +108,7 @@ impl Calls {
             reorder: HashMap::new(),
             ended: VecDeque::new(),
             retries: HashMap::new(),
+            focus_retries: HashMap::new(),
             next_call: 0,
         }
     }
@@ -124,9 +127,10 @@ impl Calls {
         self.calls.values().filter(|c| !c.ended())
     }
 
-    /// Whether a 1:1 call is on (which keeps the device out of group calls).
+    /// Whether someone's 1:1 call to the device is on (which keeps it out of group calls).
     pub fn direct_call_on(&self) -> bool {
-        self.live().any(|c| matches!(c.route, Route::Room { .. }))
+        self.live()
+            .any(|c| matches!(c.route, Route::Room { .. }) && c.direction == Direction::Inbound)
     }
 
     pub fn any_call_on(&self) -> bool {
@@ -545,12 +549,61 @@ impl Calls {
         self.remember_ended(&invite.call_id);
     }
 
-    /// Places a 1:1 call to `user` in `room_id` (a conference focus), unless one is on.
-    pub fn call_direct(&mut self, room_id: &OwnedRoomId, user: &UserId, out: &mut Outputs) {
-        let on = self.live().any(|c| {
-            c.remote_user == user && matches!(&c.route, Route::Room { room_id: r } if r == room_id)
-        });
-        if on || self.calls.len() >= MAX_CALLS {
+    /// Keeps a 1:1 call with each conference focus in `wanted` (placing it, and placing it
+    /// again a few times if it drops), and hangs up the calls we placed to any other.
+    pub fn converge_focus(
+        &mut self,
+        now: Now,
+        wanted: &[(OwnedRoomId, OwnedUserId)],
+        out: &mut Outputs,
+    ) {
+        let is_wanted = |c: &PeerCall| matches!(&c.route, Route::Room { room_id } if wanted.iter().any(|(r, u)| r == room_id && *u == c.remote_user));
+        for call in self.calls.values_mut() {
+            let ours = c_is_placed_direct(call);
+            if ours && !call.ended() && !is_wanted(call) {
+                call.hang_up(HangupReason::UserHangup, out);
+            }
+        }
+        self.forget_ended();
+        self.focus_retries.retain(|k, _| wanted.contains(k));
+        for (room_id, focus) in wanted {
+            let call = self.live().find(|c| {
+                &c.remote_user == focus
+                    && matches!(&c.route, Route::Room { room_id: r } if r == room_id)
+            });
+            let connected = call.is_some_and(|c| c.state() == State::Connected);
+            let on = call.is_some();
+            let retry = self
+                .focus_retries
+                .entry((room_id.clone(), focus.clone()))
+                .or_insert(Retry {
+                    attempts: 0,
+                    at: None,
+                });
+            if connected {
+                *retry = Retry {
+                    attempts: 0,
+                    at: None,
+                };
+            }
+            if on {
+                continue;
+            }
+            if retry.attempts > 0 && retry.at.is_none() {
+                retry.at = Some(now.mono + RETRY_AFTER);
+            }
+            if retry.at.is_some_and(|t| now.mono < t) || retry.attempts >= MAX_RETRIES {
+                continue;
+            }
+            retry.attempts += 1;
+            retry.at = None;
+            self.call_direct(room_id, focus, out);
+        }
+    }
+
+    /// Places a 1:1 call to `user` in `room_id`.
+    fn call_direct(&mut self, room_id: &OwnedRoomId, user: &UserId, out: &mut Outputs) {
+        if self.calls.len() >= MAX_CALLS {
             return;
         }
         let call_id = self.new_call_id();
@@ -565,6 +618,24 @@ impl Calls {
             out,
         );
         self.calls.insert(call_id, call);
+    }
+
+    /// Ends the 1:1 calls whose other party has left the room.
+    pub fn hang_up_departed(
+        &mut self,
+        joined: impl Fn(&OwnedRoomId, &UserId) -> bool,
+        out: &mut Outputs,
+    ) {
+        for call in self.calls.values_mut() {
+            if let Route::Room { room_id } = &call.route
+                && !call.ended()
+                && !joined(room_id, &call.remote_user)
+            {
+                log::info!("{} left {room_id}; ending the call", call.remote_user);
+                call.hang_up(HangupReason::UserHangup, out);
+            }
+        }
+        self.forget_ended();
     }
 
     /// Hangs up every 1:1 call in `room_id` (or everywhere).
@@ -686,6 +757,7 @@ impl Calls {
         let retries = self
             .retries
             .values()
+            .chain(self.focus_retries.values())
             .filter(|r| r.attempts < MAX_RETRIES)
             .filter_map(|r| r.at);
         calls.chain(gaps).chain(retries).min()
@@ -705,4 +777,9 @@ impl Calls {
             })
             .collect()
     }
+}
+
+/// A 1:1 call the device placed (to a conference focus).
+fn c_is_placed_direct(call: &PeerCall) -> bool {
+    call.direction == Direction::Outbound && matches!(call.route, Route::Room { .. })
 }

@@ -31,6 +31,8 @@ pub enum CallId {
     },
     /// An MSC3401 full-mesh group call, by its group call ID.
     Mesh { group_call_id: String },
+    /// A conference held by a focus user (the early MCU draft): joined by a 1:1 call to it.
+    Focus { user_id: String },
 }
 
 impl CallId {
@@ -66,6 +68,7 @@ impl std::fmt::Display for CallId {
                 scope,
             } => write!(f, "{application} session {call_id:?} ({scope})"),
             CallId::Mesh { group_call_id } => write!(f, "mesh call {group_call_id}"),
+            CallId::Focus { user_id } => write!(f, "the conference at {user_id}"),
         }
     }
 }

@@ -380,6 +380,7 @@ impl Core {
         if let Some(deadline) = self.shutting_down {
             let out = &mut self.outputs;
             self.calls.reconcile(now, Vec::new(), out);
+            self.calls.converge_focus(now, &[], out);
             self.calls.hang_up_direct(None, out);
             self.signals.clear();
             self.rooms.leave_calls(now, &mut self.request_ids, out);
@@ -406,6 +407,11 @@ impl Core {
         self.calls.on_tick(now, &mut self.outputs);
         self.calls
             .reconcile(now, self.rooms.meshes(now), &mut self.outputs);
+        self.calls
+            .converge_focus(now, &self.rooms.focus_calls(), &mut self.outputs);
+        let rooms = &self.rooms;
+        self.calls
+            .hang_up_departed(|room, user| rooms.is_joined(room, user), &mut self.outputs);
         if in_service {
             self.handle_signals(now);
         }

@@ -85,7 +85,8 @@ fn membership(call: &CallId, me: &Identity, now: Now) -> (String, Value) {
                 }],
             }]}),
         ),
-        CallId::Rtc { .. } => session_membership(me, Vec::new()),
+        // A focus conference has no membership of its own; never published.
+        CallId::Rtc { .. } | CallId::Focus { .. } => session_membership(me, Vec::new()),
     }
 }
 
@@ -108,7 +109,9 @@ pub fn session_membership(me: &Identity, foci_preferred: Vec<Focus>) -> (String,
 fn state_key(call: &CallId, me: &Identity) -> String {
     match call {
         CallId::Mesh { .. } => me.user_id.to_string(),
-        CallId::Rtc { .. } => format!("_{}_{}_m.call", me.user_id, me.device_id),
+        CallId::Rtc { .. } | CallId::Focus { .. } => {
+            format!("_{}_{}_m.call", me.user_id, me.device_id)
+        }
     }
 }
 

@@ -42,7 +42,7 @@ fn joinable(room: &RoomState, call: &CallId) -> bool {
         CallId::Mesh { group_call_id } => room
             .mesh_call(group_call_id)
             .is_some_and(|c| c.intent == "m.room" && !c.terminated),
-        CallId::Rtc { .. } => false,
+        CallId::Rtc { .. } | CallId::Focus { .. } => false,
     }
 }
 
@@ -53,7 +53,50 @@ pub fn others_in(room: &RoomState, call: &CallId, me: &Me, now_ms: u64) -> bool 
 
 /// Lifts a hang-up once its call has ended or someone has rung since.
 pub fn hang_up_lapsed(room: &RoomState, h: &HungUp, me: &Me, now_ms: u64) -> bool {
-    !others_in(room, &h.call, me, now_ms) || room.latest_ring(me.user_id) > h.ring_seen
+    let over = match &h.call {
+        // A focus conference lasts while the focus is in the room.
+        CallId::Focus { user_id } => {
+            UserId::parse(user_id.as_str()).is_ok_and(|u| !room.is_joined(&u))
+        }
+        call => !others_in(room, call, me, now_ms),
+    };
+    over || room.latest_ring(me.user_id) > h.ring_seen
+}
+
+/// Whether to join the conference held by `focus` (joined to the room).
+pub fn decide_focus(
+    room: &RoomState,
+    policy: JoinPolicy,
+    me: &Me,
+    focus: &UserId,
+    hung_up: Option<&HungUp>,
+    now_ms: u64,
+) -> Decision {
+    let call = CallId::Focus {
+        user_id: focus.to_string(),
+    };
+    if policy == JoinPolicy::Never {
+        return Decision {
+            call: None,
+            why: "join policy is never",
+        };
+    }
+    if hung_up.is_some_and(|h| h.call == call) {
+        return Decision {
+            call: None,
+            why: "hung up; waiting for the conference to end or a ring",
+        };
+    }
+    if policy == JoinPolicy::WhenRung && !room.rung(me.user_id, now_ms) {
+        return Decision {
+            call: None,
+            why: "the conference focus is here; the join policy waits for a ring",
+        };
+    }
+    Decision {
+        call: Some(call),
+        why: "in the conference through its focus",
+    }
 }
 
 pub fn decide(

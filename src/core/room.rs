@@ -187,7 +187,7 @@ impl RoomState {
                     .mesh_calls
                     .get(group_call_id)
                     .is_some_and(|c| !c.terminated),
-                CallId::Rtc { .. } => true,
+                CallId::Rtc { .. } | CallId::Focus { .. } => true,
             })
     }
 

@@ -29,6 +29,7 @@ pub struct RoomSettings {
     pub join: JoinPolicy,
     pub answer_direct_calls: bool,
     pub direct_call_from: Vec<Principal>,
+    pub conference_focus: Option<OwnedUserId>,
 }
 
 #[derive(Debug)]
@@ -48,6 +49,8 @@ struct ServedRoom {
     own_call: Option<OwnCall>,
     hung_up: Option<HungUp>,
     decision: Option<Decision>,
+    /// The conference focus to be in a 1:1 call with, when the room's call is held by one.
+    focus: Option<OwnedUserId>,
 }
 
 #[derive(Debug)]
@@ -79,6 +82,7 @@ impl Rooms {
                 own_call: None,
                 hung_up: None,
                 decision: None,
+                focus: None,
             })
             .collect();
         Rooms {
@@ -296,17 +300,23 @@ impl Rooms {
             let named = room.is_none_or(|name| {
                 r.configured.as_str() == name || r.room_id.as_ref().is_some_and(|id| id == name)
             });
-            named && r.own_call.as_ref().and_then(|c| c.current()).is_some()
+            let in_call = r.own_call.as_ref().and_then(|c| c.current()).is_some();
+            named && (in_call || r.focus.is_some())
         });
         let Some(served) = target else {
             return Err("not in a call".to_owned());
         };
-        let call = served
-            .own_call
-            .as_ref()
-            .and_then(|c| c.current())
-            .cloned()
-            .expect("checked above");
+        let call = match &served.focus {
+            Some(focus) => CallId::Focus {
+                user_id: focus.to_string(),
+            },
+            None => served
+                .own_call
+                .as_ref()
+                .and_then(|c| c.current())
+                .cloned()
+                .expect("checked above"),
+        };
         let ring_seen = served
             .room_id
             .as_ref()
@@ -370,6 +380,40 @@ impl Rooms {
             let own_call = room
                 .own_call
                 .get_or_insert_with(|| OwnCall::new(room_id.clone()));
+            let focus = self
+                .settings
+                .conference_focus
+                .as_ref()
+                .filter(|f| state.is_joined(f));
+            if let Some(focus) = focus {
+                // The room's call is held by the focus: no membership of ours, a 1:1 call to it.
+                let decision = if busy.is_some_and(|b| b != i) {
+                    Decision {
+                        call: None,
+                        why: "already in a call in another served room",
+                    }
+                } else {
+                    policy::decide_focus(
+                        state,
+                        self.settings.join,
+                        &me,
+                        focus,
+                        room.hung_up.as_ref(),
+                        now.unix_ms,
+                    )
+                };
+                room.focus = decision.call.is_some().then(|| focus.clone());
+                if room.focus.is_some() {
+                    busy = Some(i);
+                }
+                own_call.converge(now, None, &self.me, ids, out);
+                if room.decision.as_ref() != Some(&decision) {
+                    log::info!("{}: {}", room.configured, decision.why);
+                }
+                room.decision = Some(decision);
+                continue;
+            }
+            room.focus = None;
             let current = own_call.current().cloned();
             let mut decision = policy::decide(
                 state,
@@ -424,6 +468,19 @@ impl Rooms {
             request: *ids,
             room: room.configured.clone(),
         }));
+    }
+
+    /// Whether `user` is joined to `room_id`, as far as we know.
+    pub fn is_joined(&self, room_id: &RoomId, user: &UserId) -> bool {
+        self.states.get(room_id).is_some_and(|s| s.is_joined(user))
+    }
+
+    /// The conference foci to be in a 1:1 call with, by room.
+    pub fn focus_calls(&self) -> Vec<(OwnedRoomId, OwnedUserId)> {
+        self.served
+            .iter()
+            .filter_map(|r| Some((r.room_id.clone()?, r.focus.clone()?)))
+            .collect()
     }
 
     /// The mesh calls we are established in, with every other device in each.
@@ -568,6 +625,7 @@ impl Rooms {
                     })
                     .unwrap_or_default();
                 let seat = match room.own_call.as_ref().map(|c| c.phase()) {
+                    _ if room.focus.is_some() => SeatState::InCall,
                     Some(CallPhase::Joining(_)) => SeatState::Joining,
                     Some(CallPhase::In(_)) => SeatState::InCall,
                     Some(CallPhase::Leaving(_)) => SeatState::Leaving,

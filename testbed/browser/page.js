@@ -206,6 +206,13 @@ function watchCall(call) {
         console.log(`call ${call.callId} hung up (${call.hangupReason})`);
         syncMedia();
     });
+    // Glare: js-sdk answers the other side's call instead of ours; follow it.
+    call.on(CallEvent.Replaced, (next) => {
+        console.log(`call ${call.callId} replaced by ${next.callId}`);
+        watchCall(next);
+        if (state.call === call) state.call = next;
+        syncMedia();
+    });
 }
 
 // ---- the API ----
@@ -328,9 +335,9 @@ const visitor = {
         return { groupCallId: gc.groupCallId };
     },
 
-    async placeCall({ roomId, video = true }) {
+    async placeCall({ roomId, video = true, invitee }) {
         const c = client();
-        const call = createNewMatrixCall(c, roomId);
+        const call = createNewMatrixCall(c, roomId, invitee ? { invitee } : undefined);
         if (!call) throw new Error("this browser does not support Matrix calls");
         watchCall(call);
         state.call = call;

@@ -32,6 +32,8 @@ pub struct RoomdConfig {
     pub login: Login,
     pub rooms: Vec<String>,
     pub invite_from: Vec<String>,
+    /// `calls.conference_focus`, when set.
+    pub conference_focus: Option<String>,
 }
 
 impl RoomdConfig {
@@ -44,6 +46,7 @@ impl RoomdConfig {
             login: Login::Password(password.to_owned()),
             rooms: Vec::new(),
             invite_from: vec![SERVER_NAME.to_owned()],
+            conference_focus: None,
         }
     }
 
@@ -81,6 +84,7 @@ invite_from = [{invite_from}]
 
 [calls]
 direct_call_from = ["{SERVER_NAME}"]
+{focus}
 
 [camera]
 source = "test"
@@ -112,6 +116,10 @@ socket = "{socket}"
             rooms = list(&self.rooms),
             invite_from = list(&self.invite_from),
             socket = dir.join("control.sock").display(),
+            focus = self
+                .conference_focus
+                .as_ref()
+                .map_or(String::new(), |f| format!("conference_focus = {f:?}")),
         );
         let path = dir.join("roomd.toml");
         std::fs::write(&path, text)?;

@@ -37,6 +37,7 @@ pub fn settings(join: JoinPolicy, watchdog: Option<Duration>) -> Settings {
             join,
             answer_direct_calls: true,
             direct_call_from: vec![Principal::Server(owned_server_name!("localhost"))],
+            conference_focus: None,
         },
         watchdog_timeout: watchdog,
     }

@@ -524,3 +524,47 @@ fn direct_calls_are_answered_from_allowed_members_and_refused_when_busy() {
     assert!(media(&out).is_empty());
     assert_eq!(sent(&out)[0].event_type, voip::HANGUP);
 }
+
+const FOCUS: &str = "@conf:localhost";
+
+#[test]
+fn a_conference_focus_in_the_room_is_called_and_left_when_it_goes() {
+    let mut s = settings(JoinPolicy::Auto, None);
+    s.rooms.conference_focus = Some(FOCUS.try_into().unwrap());
+    let (mut h, _) = Harness::new(s);
+    h.feed(Input::LoggedIn(Ok(())));
+    h.member(ME, "join");
+    h.feed(Input::Synced(Ok(())));
+    // The focus joins: the device calls it in the room, as a 1:1 call.
+    let out = h.member(FOCUS, "join");
+    let peer = added_peer(&out);
+    let out = h.media_event(MediaEvent::LocalDescription {
+        peer: peer.clone(),
+        kind: SdpKind::Offer,
+        sdp: OFFER.into(),
+    });
+    let invite = sent(&out);
+    assert_eq!(invite[0].event_type, voip::INVITE);
+    assert_eq!(invite[0].to, ROOM);
+    assert_eq!(invite[0].content["invitee"], FOCUS);
+    assert_eq!(h.seat(), status::SeatState::InCall);
+    let ours = invite[0].content["call_id"].as_str().unwrap().to_owned();
+
+    // It calls at the same moment with a lower call ID: its call wins, ours is dropped.
+    let out = room_invite(&mut h, FOCUS, "0");
+    assert!(removed(&out), "{out:?}");
+    assert!(
+        sent(&out)
+            .iter()
+            .any(|s| s.event_type == voip::HANGUP && s.content["call_id"] == ours.as_str())
+    );
+    let theirs = added_peer(&out);
+    assert_ne!(theirs, peer);
+    assert_eq!(h.core.status(h.now).peer_calls.len(), 1);
+
+    // The focus leaves the room: the conference is over.
+    let out = h.member(FOCUS, "leave");
+    assert!(removed(&out), "{out:?}");
+    assert!(h.core.status(h.now).peer_calls.is_empty());
+    assert_eq!(h.seat(), status::SeatState::Idle);
+}
