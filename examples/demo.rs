@@ -1,7 +1,8 @@
 //! The README's first command (`bash tools/demo.sh` builds roomd and runs this): a local
-//! Synapse, a visitor and their meeting room, and roomd on test sources.
+//! Synapse, roomd on test sources, and a visitor in headless Chromium who starts a call.
 //!
-//! `--until-ready` stops once roomd is in service instead of running until Ctrl-C.
+//! `--png PATH`: where to save what the visitor sees from the room (default
+//! `target/demo/visitor-sees-the-room.png`). `--stay`: keep the call going until Ctrl-C.
 
 use std::path::PathBuf;
 
@@ -9,13 +10,20 @@ use std::path::PathBuf;
 async fn main() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     // target/<profile>/examples/demo -> target/<profile>/roomd
-    let roomd: PathBuf = exe
+    let profile = exe
         .parent()
         .and_then(|examples| examples.parent())
-        .map(|profile| profile.join("roomd"))
-        .filter(|p| p.exists())
-        .ok_or_else(|| anyhow::anyhow!("build roomd first: cargo build --bin roomd"))?;
-    let until_ready = std::env::args().any(|a| a == "--until-ready");
-    roomd_testbed::demo::run(roomd_testbed::demo::Options { roomd, until_ready }).await?;
+        .ok_or_else(|| anyhow::anyhow!("cannot tell where the build went"))?;
+    let roomd = profile.join("roomd");
+    anyhow::ensure!(roomd.exists(), "build roomd first: cargo build --bin roomd");
+    let args: Vec<String> = std::env::args().collect();
+    let png = args
+        .iter()
+        .position(|a| a == "--png")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| profile.join("../demo/visitor-sees-the-room.png"));
+    let stay = args.iter().any(|a| a == "--stay");
+    roomd_testbed::demo::run(roomd_testbed::demo::Options { roomd, png, stay }).await?;
     Ok(())
 }

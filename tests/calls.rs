@@ -491,3 +491,130 @@ async fn a_conference_focus_and_roomd_calling_each_other_at_once_keep_one_call()
     );
     assert!(check_spec(&conf, &room_user).await >= 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_signalling_from_a_visitor_is_dropped_and_the_call_goes_on() {
+    let _serial = SERIAL.lock().await;
+    let meeting = Meeting::start(&["alice"]).await;
+    let room_user = meeting.config.user_id();
+    let alice = meeting.visitor("alice").await;
+    let conf_id = alice
+        .enter_group_call(meeting.room_id.as_str(), true)
+        .await
+        .unwrap();
+    alice
+        .wait_for_feeds(Duration::from_secs(20), |f| {
+            f.iter()
+                .any(|f| f.user_id == room_user && f.video_tracks > 0)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+
+    // What a forger needs: our session, the live call, and how far Alice's numbering got.
+    let ours = meeting.our_membership().await.unwrap();
+    let roomd_session = ours["m.calls"][0]["m.devices"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let info = alice.info().await.unwrap();
+    let alice_session = info["sessionId"].as_str().unwrap().to_owned();
+    let sent: Vec<Value> = alice
+        .call_events(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["dir"] == "out" && e["toDevice"] == true)
+        .collect();
+    let live = sent[0]["content"]["call_id"].as_str().unwrap().to_owned();
+    let last_seq = sent
+        .iter()
+        .filter(|e| e["content"]["call_id"] == live.as_str())
+        .filter_map(|e| e["content"]["seq"].as_u64())
+        .max()
+        .unwrap();
+    let envelope = |call_id: &str, seq: u64, body: Value| {
+        let mut c = serde_json::json!({
+            "call_id": call_id, "party_id": "ALICEDEV", "version": "1",
+            "conf_id": conf_id, "device_id": "ALICEDEV",
+            "sender_session_id": alice_session, "dest_session_id": roomd_session, "seq": seq,
+        });
+        c.as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        c
+    };
+    let candidate = serde_json::json!({"candidates": [
+        {"candidate": "candidate:1 1 udp 1 192.0.2.99 9 typ host", "sdpMLineIndex": 0, "sdpMid": "0"}
+    ]});
+    let garbage_invite = serde_json::json!({"lifetime": 60000,
+        "offer": {"type": "offer", "sdp": "this is not SDP \u{0}"}});
+    let hostile = [
+        // Duplicates of what Alice already sent in the live call.
+        ("m.call.candidates", envelope(&live, 0, candidate.clone())),
+        (
+            "m.call.candidates",
+            envelope(&live, last_seq, candidate.clone()),
+        ),
+        // A gap in the live call (within the bound): waits, then is dropped.
+        (
+            "m.call.candidates",
+            envelope(&live, last_seq + 5, candidate.clone()),
+        ),
+        // Out of order and far ahead, in calls that do not exist.
+        (
+            "m.call.candidates",
+            envelope("forged-1", 1, candidate.clone()),
+        ),
+        (
+            "m.call.candidates",
+            envelope("forged-1", 0, candidate.clone()),
+        ),
+        (
+            "m.call.hangup",
+            envelope(
+                "forged-2",
+                1_000_000_000_000,
+                serde_json::json!({"reason": "user_hangup"}),
+            ),
+        ),
+        // Garbage SDP in a new call from the same device: refused before it replaces the call.
+        ("m.call.invite", envelope("forged-3", 0, garbage_invite)),
+        // Malformed contents.
+        (
+            "m.call.invite",
+            serde_json::json!({"call_id": 5, "seq": "x"}),
+        ),
+        ("m.call.answer", serde_json::json!([1, 2, 3])),
+        ("m.call.hangup", envelope("", 0, serde_json::json!({}))),
+        (
+            "m.call.select_answer",
+            envelope(
+                "forged-4",
+                0,
+                serde_json::json!({"selected_party_id": "nobody"}),
+            ),
+        ),
+    ];
+    for (event_type, content) in hostile {
+        alice
+            .send_to_device(event_type, &room_user, &meeting.config.device_id, content)
+            .await
+            .unwrap();
+    }
+    // Past the gap timeout, the call still carries picture and sound both ways.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (measured, received) = tokio::join!(alice.measure(Duration::from_secs(3)), async {
+        tokio::task::block_in_place(|| meeting.roomd_receives(Duration::from_secs(3)))
+    });
+    let m = from_roomd(measured.as_ref().unwrap(), &room_user).clone();
+    assert_eq!(m.call_id, live, "the same call");
+    assert!(m.fps >= 20.0 && m.audio_level > 0.01, "{m:?}");
+    assert!(received.len() == 1 && received[0].1 >= 10.0, "{received:?}");
+    let log = meeting.log();
+    assert!(
+        log.contains("dropping"),
+        "nothing logged as dropped:\n{log}"
+    );
+    assert!(log.contains("left a gap"), "{log}");
+    assert!(meeting.status()["rooms"][0]["state"] == "in_call");
+}

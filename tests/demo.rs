@@ -1,16 +1,28 @@
-//! The README's first command, end to end: the demo brings up Synapse and a visitor's room and
-//! gets roomd into service.
+//! The README's first command, end to end: Synapse, roomd on test sources, a visitor in Chromium
+//! who starts a call; picture both ways and a PNG of what the visitor sees.
 
 use roomd_testbed::demo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_gets_roomd_into_service() {
+async fn the_demo_puts_roomd_in_the_visitors_call_with_picture_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("room.png");
     let report = demo::run(demo::Options {
         roomd: env!("CARGO_BIN_EXE_roomd").into(),
-        until_ready: true,
+        png: png.clone(),
+        stay: false,
     })
     .await
     .expect("the demo runs");
-    assert!(report.ready_after.as_secs() < 60);
-    assert!(report.joined_call_after.as_secs() < 30);
+    println!("{report:?}");
+    assert!(report.joined_after.as_secs_f64() < 2.0, "{report:?}");
+    assert!(report.visitor_fps >= 20.0, "{report:?}");
+    assert!(report.roomd_fps >= 10.0, "{report:?}");
+    assert!(report.visitor_audio_level > 0.01, "{report:?}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000,
+        "{} bytes",
+        bytes.len()
+    );
 }

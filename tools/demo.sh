@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The no-hardware demo: a local Synapse, a visitor and their meeting room, roomd on test sources.
-# Ctrl-C stops it. `--until-ready` stops once roomd is in service.
+# The no-hardware demo: a local Synapse, roomd on test sources, a visitor in Chromium who calls.
+# It measures, saves a PNG and stops everything; `--stay` keeps the call going until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh

@@ -733,20 +733,14 @@ impl Calls {
         for call in self.calls.values_mut() {
             call.on_tick(now.mono, out);
         }
-        let stalled: Vec<(OwnedUserId, String, String)> = self
-            .reorder
-            .iter()
-            .filter(|(_, r)| r.stalled(now.mono))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in stalled {
-            log::warn!(
-                "{} left a gap in the signalling of call {} for too long; hanging up",
-                key.0,
-                key.2
-            );
-            self.reorder.remove(&key);
-            self.hang_up_call(&key.2, HangupReason::UnknownError, out);
+        for ((sender, _, call_id), r) in self.reorder.iter_mut() {
+            if r.stalled(now.mono) {
+                let dropped = r.drop_held();
+                log::warn!(
+                    "{sender} left a gap in the signalling of call {call_id}; dropped the \
+                     {dropped} message(s) waiting behind it"
+                );
+            }
         }
         self.forget_ended();
     }

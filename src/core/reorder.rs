@@ -1,7 +1,7 @@
 //! Puts one sender's to-device messages for one call back in `seq` order. To-device delivery is
 //! unordered; a sender numbers its messages 0, 1, 2, ... per call. What is ahead of the next
-//! expected number waits, within hard bounds: a sender that jumps too far ahead, fills the
-//! buffer, or leaves a gap open too long is told so, for the caller to hang up on it.
+//! expected number waits, within hard bounds: a sender that jumps too far ahead is refused (the
+//! caller hangs up on it), and what waits behind a gap that stays open too long is dropped.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -73,6 +73,12 @@ impl<T> Reorder<T> {
             .is_some_and(|since| now.duration_since(since) >= GAP_TIMEOUT)
     }
 
+    /// Drops what waits behind an open gap (it is not coming); returns how much.
+    pub fn drop_held(&mut self) -> usize {
+        self.gap_since = None;
+        std::mem::take(&mut self.held).len()
+    }
+
     /// When [`Reorder::stalled`] turns true, if a gap is open.
     pub fn deadline(&self) -> Option<Instant> {
         self.gap_since.map(|since| since + GAP_TIMEOUT)
@@ -116,5 +122,8 @@ mod tests {
         assert!(!r.stalled(t + GAP_TIMEOUT / 2));
         assert!(r.stalled(t + GAP_TIMEOUT));
         assert_eq!(r.deadline(), Some(t + GAP_TIMEOUT));
+        assert_eq!(r.drop_held(), 1);
+        assert!(!r.stalled(t + GAP_TIMEOUT * 2));
+        assert_eq!(r.arrive(t, 0, "a"), Arrival::Ready(vec!["a"]));
     }
 }

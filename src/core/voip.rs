@@ -151,6 +151,11 @@ fn sdp(description: SessionDescription, expected: Option<&str>) -> Result<String
     if description.sdp.len() > MAX_SDP_BYTES {
         return Err(format!("the SDP is over {MAX_SDP_BYTES} bytes"));
     }
+    // Garbage is refused here, before it can replace a call that works.
+    let text = &description.sdp;
+    if !text.starts_with("v=0") || !text.lines().any(|l| l.starts_with("m=")) {
+        return Err("the SDP is not a session description with media".to_owned());
+    }
     Ok(description.sdp)
 }
 
@@ -528,7 +533,7 @@ mod tests {
             },
         );
         let sent = Outgoing::Invite {
-            sdp: "v=0\r\n".into(),
+            sdp: "v=0\r\nm=audio 9 X 111\r\n".into(),
             lifetime_ms: 60_000,
             invitee: None,
             metadata: metadata.clone(),
@@ -542,7 +547,7 @@ mod tests {
         assert_eq!(
             read.body,
             Body::Invite {
-                sdp: "v=0\r\n".into(),
+                sdp: "v=0\r\nm=audio 9 X 111\r\n".into(),
                 lifetime_ms: 60_000,
                 invitee: None,
                 metadata
@@ -584,6 +589,9 @@ mod tests {
         for (kind, content) in cases {
             assert!(parse(kind, &content).is_err(), "{kind} {content}");
         }
+        let garbage = json!({"call_id": "c", "version": "1", "lifetime": 1, "party_id": "p",
+                             "offer": {"type": "offer", "sdp": "\u{0}\u{1}not sdp at all"}});
+        assert!(parse(INVITE, &garbage).is_err());
         let huge = "x".repeat(MAX_SDP_BYTES + 1);
         let invite = json!({"call_id": "c", "version": "1", "lifetime": 1, "party_id": "p",
                             "offer": {"type": "offer", "sdp": huge}});
