@@ -584,7 +584,10 @@ async fn hostile_signalling_from_a_visitor_is_dropped_and_the_call_goes_on() {
             "m.call.invite",
             serde_json::json!({"call_id": 5, "seq": "x"}),
         ),
-        ("m.call.answer", serde_json::json!([1, 2, 3])),
+        (
+            "m.call.answer",
+            serde_json::json!({"call_id": [1], "answer": "x", "seq": -1}),
+        ),
         ("m.call.hangup", envelope("", 0, serde_json::json!({}))),
         (
             "m.call.select_answer",
