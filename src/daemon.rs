@@ -10,8 +10,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::controls::socket::{self, ControlSocket};
+use crate::core::ice::IceSettings;
 use crate::core::media::{MediaCommand, MediaEvent};
 use crate::core::status::MediaStatus;
 use crate::core::{
@@ -39,7 +40,7 @@ fn now() -> Now {
     Now::new(Instant::now().into_std(), unix_ms)
 }
 
-fn settings(config: &Config) -> Settings {
+fn settings(config: &Config, turn_password: Option<Secret>) -> Settings {
     Settings {
         identity: Identity {
             user_id: config.matrix.user_id.clone(),
@@ -55,6 +56,12 @@ fn settings(config: &Config) -> Settings {
             conference_focus: config.calls.conference_focus.clone(),
         },
         watchdog_timeout: systemd::watchdog_timeout(),
+        ice: IceSettings {
+            stun: config.ice.stun_servers.clone(),
+            turn: config.ice.turn_servers.clone(),
+            turn_username: config.ice.turn_username.clone(),
+            turn_password,
+        },
     }
 }
 
@@ -100,7 +107,12 @@ fn start_media(
 }
 
 /// Runs until SIGTERM or SIGINT, then takes the call memberships back and returns.
-pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
+/// `turn_password`: for the config's TURN servers, read at start like the login secret.
+pub async fn run(
+    config: Config,
+    credential: Credential,
+    turn_password: Option<Secret>,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let credential = Arc::new(credential);
     let (done_tx, mut done) = mpsc::channel::<Done>(64);
@@ -113,7 +125,9 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
     start_media(&config, &done_tx, media_tx);
     let mut media: Result<MediaEngine, String> = Err("starting".to_owned());
 
-    let mut core = Core::new(now(), settings(&config));
+    let mut core = Core::new(now(), settings(&config, turn_password));
+    // The latest ICE servers, for an engine that is not up yet when they come.
+    let mut ice_servers: Option<MediaCommand> = None;
     let mut client: Option<Client> = None;
     let mut outbox: Option<Outbox> = None;
     let mut replies: HashMap<u64, oneshot::Sender<CtlReply>> = HashMap::new();
@@ -135,6 +149,7 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
                                 camera_off: false,
                                 video_encoders: 0,
                                 peers: Vec::new(),
+                                ice_servers: Vec::new(),
                             },
                         });
                     }
@@ -149,10 +164,15 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
                     log::info!("stopped");
                     return Ok(());
                 }
-                Output::Media(command) => match &mut media {
-                    Ok(engine) => engine.handle(command),
-                    Err(why) => refuse_media(command, why, &mut core),
-                },
+                Output::Media(command) => {
+                    if let MediaCommand::SetIceServers { .. } = command {
+                        ice_servers = Some(command.clone());
+                    }
+                    match &mut media {
+                        Ok(engine) => engine.handle(command),
+                        Err(why) => refuse_media(command, why, &mut core),
+                    }
+                }
                 Output::Matrix(
                     command
                     @ (MatrixCommand::SendToDevice { .. } | MatrixCommand::SendEvent { .. }),
@@ -170,7 +190,12 @@ pub async fn run(config: Config, credential: Credential) -> anyhow::Result<()> {
         tokio::select! {
             Some(event) = media_events.recv() => core.handle(now(), Input::Media(event)),
             Some(finished) = done.recv() => match finished {
-                Done::MediaReady(engine) => media = *engine,
+                Done::MediaReady(engine) => {
+                    media = *engine;
+                    if let (Ok(engine), Some(command)) = (&mut media, &ice_servers) {
+                        engine.handle(command.clone());
+                    }
+                }
                 Done::LoggedIn(result) => {
                     let result = result.map(|c| {
                         outbox = Some(Outbox::start(c.clone()));
@@ -264,6 +289,7 @@ fn start(
                 request,
                 result: Err(failure),
             }),
+            MatrixCommand::FetchTurnServers => Done::Input(Input::TurnServers(Err(failure))),
             MatrixCommand::LogIn { .. }
             | MatrixCommand::SendToDevice { .. }
             | MatrixCommand::SendEvent { .. } => unreachable!("handled elsewhere"),
@@ -309,6 +335,9 @@ fn start(
                 request,
                 result: matrix::update_delayed(&client, delay_id, action).await,
             }),
+            MatrixCommand::FetchTurnServers => {
+                Done::Input(Input::TurnServers(matrix::turn_servers(&client).await))
+            }
             MatrixCommand::LogIn { .. }
             | MatrixCommand::SendToDevice { .. }
             | MatrixCommand::SendEvent { .. } => unreachable!("handled elsewhere"),

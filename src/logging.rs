@@ -3,13 +3,16 @@
 //! logger too. Levels follow `RUST_LOG` syntax. Every line is scrubbed of registered secrets
 //! before it leaves the process, so a library that logs a request body cannot leak a password.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use log::{Level, Log, Metadata, Record};
 use systemd_journal_logger::JournalLog;
 
 const REDACTED: &str = "[redacted]";
+/// How many secrets of one rotating kind stay scrubbed (the newest ones).
+const ROTATING_KEPT: usize = 4;
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
@@ -17,6 +20,9 @@ struct Logger {
     filter: env_filter::Filter,
     sink: Sink,
     secrets: RwLock<Vec<String>>,
+    /// Secrets that are replaced over time (TURN credentials), by kind, oldest first, each as
+    /// its spellings in `secrets`.
+    rotating: Mutex<HashMap<&'static str, VecDeque<Vec<String>>>>,
 }
 
 enum Sink {
@@ -55,13 +61,15 @@ pub fn init(verbosity: u8) -> anyhow::Result<()> {
         filter,
         sink,
         secrets: RwLock::new(Vec::new()),
+        rotating: Mutex::new(HashMap::new()),
     });
     log::set_logger(logger).map_err(|e| anyhow::anyhow!("logger already installed: {e}"))?;
     log::set_max_level(max);
     Ok(())
 }
 
-/// From now on, `secret` (and its JSON- and URL-escaped spellings) never appears in a log line.
+/// From now on, `secret` (and its JSON-, form- and percent-escaped spellings) never appears in a
+/// log line.
 pub fn redact(secret: &str) {
     if secret.is_empty() {
         return;
@@ -69,11 +77,44 @@ pub fn redact(secret: &str) {
     let Some(logger) = LOGGER.get() else {
         return;
     };
+    let mut secrets = logger.secrets.write().unwrap_or_else(|e| e.into_inner());
+    add(&mut secrets, spellings(secret));
+}
+
+/// Like [`redact`] for a secret of a `kind` that is replaced over time (the homeserver's TURN
+/// passwords): only the newest few of each kind are kept, so the list does not grow forever.
+pub fn redact_rotating(kind: &'static str, secret: &str) {
+    if secret.is_empty() {
+        return;
+    }
+    let Some(logger) = LOGGER.get() else {
+        return;
+    };
+    let forms = spellings(secret);
+    let mut rotating = logger.rotating.lock().unwrap_or_else(|e| e.into_inner());
+    let kept = rotating.entry(kind).or_default();
+    if kept.contains(&forms) {
+        return;
+    }
+    let mut secrets = logger.secrets.write().unwrap_or_else(|e| e.into_inner());
+    add(&mut secrets, forms.clone());
+    kept.push_back(forms);
+    while kept.len() > ROTATING_KEPT {
+        let old = kept.pop_front().unwrap_or_default();
+        secrets.retain(|s| !old.contains(s));
+    }
+}
+
+fn spellings(secret: &str) -> Vec<String> {
     let json = serde_json::to_string(secret).unwrap_or_default();
     let json = json.trim_matches('"').to_owned();
-    let url = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>();
-    let mut secrets = logger.secrets.write().unwrap_or_else(|e| e.into_inner());
-    for form in [secret.to_owned(), json, url] {
+    let form = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>();
+    let percent = crate::core::ice::percent_encode(secret);
+    vec![secret.to_owned(), json, form, percent]
+}
+
+fn add(secrets: &mut Vec<String>, forms: Vec<String>) {
+    for form in forms {
         if !form.is_empty() && !secrets.contains(&form) {
             secrets.push(form);
         }

@@ -216,6 +216,13 @@ fn run(path: &std::path::Path, verbose: u8) -> ExitCode {
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
+    let turn_password = match config.ice.load_turn_password() {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -223,7 +230,7 @@ fn run(path: &std::path::Path, verbose: u8) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(roomd::daemon::run(config, credential)) {
+    match runtime.block_on(roomd::daemon::run(config, credential, turn_password)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e:#}");

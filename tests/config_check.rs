@@ -195,3 +195,93 @@ fn the_board_config_checks_clean() {
     let out = roomd(&["check-config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn ice_servers_are_checked_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let login = secret_file(dir.path(), 0o600);
+    let turn = dir.path().join("turn-password");
+    std::fs::write(&turn, "relay secret\n").unwrap();
+    std::fs::set_permissions(&turn, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let config = format!(
+        "[matrix]\n\
+         homeserver = \"https://matrix.example.com\"\n\
+         user_id = \"@room:example.com\"\n\
+         password_file = \"{login}\"\n\
+         [ice]\n\
+         stun_servers = [\"stun:stun.example.com:3478\", \"https://stun.example.com\"]\n\
+         turn_servers = [\"turn:turn.example.com?transport=sctp\", \"turn:u:p@turn.example.com\"]\n\
+         turn_username = \"room\"\n\
+         turn_password_file = \"{}\"\n",
+        turn.display()
+    );
+    let path = dir.path().join("x.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = roomd(&["check-config", path.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let p = path.display();
+    for expected in [
+        format!(
+            "{p}:6:47: error: ice.stun_servers[1]: `https://stun.example.com`: the scheme must be \
+             stun, turn or turns, not https:"
+        ),
+        format!(
+            "{p}:7:17: error: ice.turn_servers[0]: `turn:turn.example.com?transport=sctp`: \
+             transport must be udp or tcp, not `sctp`"
+        ),
+        format!(
+            "{p}:7:57: error: ice.turn_servers[1]: `turn:u:p@turn.example.com`: credentials do \
+             not go in the URI"
+        ),
+        format!(
+            "{p}:9:22: error: ice.turn_password_file: TURN password file {} is mode 0640",
+            turn.display()
+        ),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("relay secret"),
+        "the password is never shown: {err}"
+    );
+
+    // Fixed, but with TURN servers and no password: said where the servers are.
+    std::fs::set_permissions(&turn, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = format!(
+        "[matrix]\n\
+         homeserver = \"https://matrix.example.com\"\n\
+         user_id = \"@room:example.com\"\n\
+         password_file = \"{login}\"\n\
+         [ice]\n\
+         turn_servers = [\"turns:turn.example.com:5349\"]\n"
+    );
+    std::fs::write(&path, config).unwrap();
+    let out = roomd(&["check-config", path.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{p}:6:16: error: ice.turn_servers: TURN servers need a username"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("TURN servers need a password"), "{err}");
+
+    // And complete: clean.
+    let config = format!(
+        "[matrix]\n\
+         homeserver = \"https://matrix.example.com\"\n\
+         user_id = \"@room:example.com\"\n\
+         password_file = \"{login}\"\n\
+         [ice]\n\
+         stun_servers = [\"stun:stun.example.com\"]\n\
+         turn_servers = [\"turns:turn.example.com:5349\", \"turn:[2001:db8::1]?transport=udp\"]\n\
+         turn_username = \"room\"\n\
+         turn_password_file = \"{}\"\n",
+        turn.display()
+    );
+    std::fs::write(&path, config).unwrap();
+    let out = roomd(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

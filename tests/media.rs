@@ -614,3 +614,211 @@ fn a_peer_leaving_does_not_disturb_the_others() {
     assert_eq!(bench.count("webrtcbin"), 2);
     assert_eq!(bench.count("x264enc"), 1);
 }
+
+/// The webrtcbin of the `n`th peer the running call made.
+fn webrtcbin(bench: &Bench, n: u64) -> gst::Element {
+    use gst::prelude::GstBinExt;
+    bench
+        .engine
+        .pipeline()
+        .expect("a call is running")
+        .by_name(&format!("webrtc-{n}"))
+        .unwrap_or_else(|| panic!("no webrtc-{n}"))
+}
+
+#[test]
+fn new_peers_get_the_ice_servers_and_connect_even_when_those_never_answer() {
+    use gst::prelude::ObjectExt;
+    let mut bench = Bench::new(Devices::simulated(), SMALL);
+    // Nothing listens on 127.0.0.1:9 and :10. There is no STUN or TURN server on this machine
+    // (and no network): this proves the servers reach webrtcbin and that ones that never answer
+    // do not stop a connection that host candidates can make, not that relaying works.
+    let turn_udp = "turn://1759003600%3A%40room%3Alocalhost:a%2Bb%2Fc%3D@127.0.0.1:9?transport=udp";
+    let turns = "turns://room:secret@127.0.0.1:10";
+    bench.engine.handle(MediaCommand::SetIceServers {
+        stun: vec![
+            "stun://127.0.0.1:9".to_owned(),
+            "stun://127.0.0.1:10".to_owned(),
+        ],
+        turn: vec![turn_udp.to_owned(), turns.to_owned()],
+    });
+    bench.connect("alice", true);
+    let first = webrtcbin(&bench, 1);
+    assert_eq!(
+        first.property::<Option<String>>("stun-server").as_deref(),
+        Some("stun://127.0.0.1:9"),
+        "webrtcbin takes one STUN server: the first"
+    );
+    let turn = first
+        .property::<Option<String>>("turn-server")
+        .expect("webrtcbin took the TURN server");
+    // (Read back, GStreamer escapes the already-escaped credentials once more; what libnice
+    // is given is checked by `turn_credentials_reach_the_turn_server_decoded`.)
+    assert!(
+        turn.starts_with("turn://") && turn.ends_with("@127.0.0.1:9?transport=udp"),
+        "{turn}"
+    );
+    let shown = bench.engine.status().ice_servers;
+    assert_eq!(
+        shown,
+        vec![
+            "stun://127.0.0.1:9",
+            "stun://127.0.0.1:10",
+            "turn://127.0.0.1:9?transport=udp",
+            "turns://127.0.0.1:10"
+        ]
+    );
+
+    // New servers: the connected peer keeps what it has, the next one gets the new set.
+    bench.engine.handle(MediaCommand::SetIceServers {
+        stun: Vec::new(),
+        turn: Vec::new(),
+    });
+    bench.connect("bob", false);
+    let second = webrtcbin(&bench, 2);
+    assert_eq!(second.property::<Option<String>>("stun-server"), None);
+    assert_eq!(second.property::<Option<String>>("turn-server"), None);
+    assert_eq!(
+        first.property::<Option<String>>("stun-server").as_deref(),
+        Some("stun://127.0.0.1:9")
+    );
+    let (sent, received) = frames_over(&mut bench, "alice", Duration::from_secs(2));
+    assert!(sent > 0 && received > 0, "{sent} / {received} frames");
+    assert!(bench.engine.status().ice_servers.is_empty());
+}
+
+/// STUN attributes of one message: (type, value).
+fn stun_attributes(message: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 20;
+    while at + 4 <= message.len() {
+        let kind = u16::from_be_bytes([message[at], message[at + 1]]);
+        let len = u16::from_be_bytes([message[at + 2], message[at + 3]]) as usize;
+        let Some(value) = message.get(at + 4..at + 4 + len) else {
+            break;
+        };
+        out.push((kind, value.to_vec()));
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    out
+}
+
+/// A STUN attribute, padded.
+fn stun_attribute(kind: u16, value: &[u8]) -> Vec<u8> {
+    let mut a = kind.to_be_bytes().to_vec();
+    a.extend((value.len() as u16).to_be_bytes());
+    a.extend(value);
+    a.resize(a.len().div_ceil(4) * 4, 0);
+    a
+}
+
+/// Whether the MESSAGE-INTEGRITY of a long-term-credential STUN request matches
+/// (RFC 5389 15.4: HMAC-SHA1 keyed with MD5(user:realm:password)), checked by Python's hmac.
+fn integrity_holds(message: &[u8], user: &str, realm: &str, password: &str) -> bool {
+    let mut at = 20;
+    while at + 4 <= message.len() {
+        let kind = u16::from_be_bytes([message[at], message[at + 1]]);
+        let len = u16::from_be_bytes([message[at + 2], message[at + 3]]) as usize;
+        if kind == 0x0008 {
+            let mut signed = message[..at].to_vec();
+            let length = (at - 20 + 24) as u16;
+            signed[2..4].copy_from_slice(&length.to_be_bytes());
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            let script = "import hashlib,hmac,sys\n\
+                u,r,p,m,mac=sys.argv[1:]\n\
+                k=hashlib.md5(f'{u}:{r}:{p}'.encode()).digest()\n\
+                print(hmac.new(k,bytes.fromhex(m),hashlib.sha1).hexdigest()==mac)";
+            let out = std::process::Command::new("python3")
+                .args(["-c", script, user, realm, password])
+                .arg(hex(&signed))
+                .arg(hex(&message[at + 4..at + 24]))
+                .output()
+                .expect("python3 runs");
+            return String::from_utf8_lossy(&out.stdout).trim() == "True";
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    false
+}
+
+#[test]
+fn turn_credentials_reach_the_turn_server_decoded() {
+    // Synapse's credentials: `expiry:@user:server` and a base64 HMAC, both full of characters
+    // that must be escaped in webrtcbin's turn:// URI and decoded before libnice uses them.
+    const USER: &str = "1759003600:@room:localhost";
+    const PASSWORD: &str = "a+b/c=d%e";
+    const REALM: &str = "roomd-test";
+    // Not a TURN server: a socket that asks for credentials (401 with a realm and nonce, as a
+    // real one does) and keeps what comes back. No relay is made.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let requests: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = {
+        let (requests, stop) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let m = &buf[..n];
+                // An Allocate request with the magic cookie.
+                if n < 20 || m[0..2] != [0x00, 0x03] || m[4..8] != [0x21, 0x12, 0xa4, 0x42] {
+                    continue;
+                }
+                requests.lock().unwrap().push(m.to_vec());
+                let mut attrs = stun_attribute(0x0009, &[0, 0, 4, 1, b'U', b'n', b'a', b'u']);
+                attrs.extend(stun_attribute(0x0014, REALM.as_bytes()));
+                attrs.extend(stun_attribute(0x0015, b"nonce-1"));
+                let mut reply = vec![0x01, 0x13];
+                reply.extend((attrs.len() as u16).to_be_bytes());
+                reply.extend(&m[4..20]);
+                reply.extend(attrs);
+                let _ = socket.send_to(&reply, from);
+            }
+        })
+    };
+
+    let mut bench = Bench::new(Devices::simulated(), SMALL);
+    let uri = format!(
+        "turn://{}:{}@127.0.0.1:{port}?transport=udp",
+        "1759003600%3A%40room%3Alocalhost", "a%2Bb%2Fc%3Dd%25e"
+    );
+    bench.engine.handle(MediaCommand::SetIceServers {
+        stun: Vec::new(),
+        turn: vec![uri],
+    });
+    bench.connect("alice", true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let signed = loop {
+        let found = requests.lock().unwrap().iter().find_map(|m| {
+            let attrs = stun_attributes(m);
+            let user = attrs.iter().find(|(k, _)| *k == 0x0006)?;
+            Some((String::from_utf8_lossy(&user.1).into_owned(), m.clone()))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no authenticated Allocate came; requests: {}",
+            requests.lock().unwrap().len()
+        );
+        bench.run(Duration::from_millis(100));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.join().unwrap();
+    assert_eq!(signed.0, USER, "the username, decoded");
+    assert!(
+        integrity_holds(&signed.1, USER, REALM, PASSWORD),
+        "the request is signed with the decoded password"
+    );
+    assert!(
+        !integrity_holds(&signed.1, USER, REALM, "a%2Bb%2Fc%3Dd%25e"),
+        "and not with the escaped one"
+    );
+}

@@ -17,6 +17,7 @@ use matrix_sdk::ruma::{
 use serde::Deserialize;
 use url::Url;
 
+pub use crate::core::ice::IceUri;
 pub use diagnostic::{Diagnostic, Severity};
 pub use secret::{Secret, SecretError};
 
@@ -31,6 +32,7 @@ pub struct Config {
     pub matrix: MatrixConfig,
     pub rooms: RoomsConfig,
     pub calls: CallsConfig,
+    pub ice: IceConfig,
     pub camera: CameraConfig,
     pub video: VideoConfig,
     pub microphone: MicrophoneConfig,
@@ -124,6 +126,28 @@ pub enum JoinPolicy {
     /// Join only when someone rings the room.
     WhenRung,
     Never,
+}
+
+/// STUN and TURN servers of the config's own, used besides the homeserver's TURN servers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IceConfig {
+    pub stun_servers: Vec<IceUri>,
+    pub turn_servers: Vec<IceUri>,
+    pub turn_username: String,
+    /// Where the password for `turn_servers` is kept.
+    pub turn_password: Option<SecretSource>,
+}
+
+impl IceConfig {
+    /// Reads the TURN password, if one is configured, and tells the logger never to print it.
+    pub fn load_turn_password(&self) -> Result<Option<Secret>, SecretError> {
+        let Some(source) = &self.turn_password else {
+            return Ok(None);
+        };
+        let secret = source.read("TURN password file")?;
+        crate::logging::redact(secret.expose());
+        Ok(Some(secret))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -286,6 +310,7 @@ impl Default for Config {
                 do_not_disturb_minutes: 30,
                 conference_focus: None,
             },
+            ice: IceConfig::default(),
             camera: CameraConfig {
                 source: CameraSource::Auto,
                 device: PathBuf::from("/dev/video0"),

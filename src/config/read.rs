@@ -12,8 +12,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::{
     ButtonPins, ButtonsConfig, CallsConfig, CameraConfig, Config, ControlConfig, Diagnostic,
-    DisplayConfig, LedPins, LedsConfig, LoginSecret, MatrixConfig, MicrophoneConfig, RoomsConfig,
-    SecretSource, SpeakerConfig, VideoConfig,
+    DisplayConfig, IceConfig, LedPins, LedsConfig, LoginSecret, MatrixConfig, MicrophoneConfig,
+    RoomsConfig, SecretSource, SpeakerConfig, VideoConfig,
 };
 
 /// Where each value was found, by dotted key path (`matrix.user_id`, `buttons.pins`).
@@ -41,6 +41,9 @@ fn read_with_schema(text: &str) -> (Config, Reader) {
     }
     if let Some(t) = r.table(root, "", "calls") {
         read_calls(&mut r, t, &mut c.calls);
+    }
+    if let Some(t) = r.table(root, "", "ice") {
+        read_ice(&mut r, t, &mut c.ice);
     }
     if let Some(t) = r.table(root, "", "camera") {
         read_camera(&mut r, t, &mut c.camera);
@@ -144,6 +147,44 @@ fn read_calls(r: &mut Reader, t: &DeTable, c: &mut CallsConfig) {
         &mut c.do_not_disturb_minutes,
     );
     r.field(t, P, "conference_focus", &mut c.conference_focus);
+}
+
+fn read_ice(r: &mut Reader, t: &DeTable, c: &mut IceConfig) {
+    const P: &str = "ice";
+    r.list(t, P, "stun_servers", &mut c.stun_servers);
+    r.list(t, P, "turn_servers", &mut c.turn_servers);
+    r.field(t, P, "turn_username", &mut c.turn_username);
+    // The two password keys are one choice; the first in the file counts, a second is an error.
+    let mut file: Option<PathBuf> = None;
+    let mut credential: Option<String> = None;
+    r.field(t, P, "turn_password_file", &mut file);
+    r.field(t, P, "turn_password_credential", &mut credential);
+    let start = |r: &Reader, key: &str| r.spans.get(&format!("{P}.{key}")).map(|s| s.start);
+    let mut choices: Vec<(&str, SecretSource)> = [
+        file.map(|f| ("turn_password_file", SecretSource::File(f))),
+        credential.map(|c| ("turn_password_credential", SecretSource::Credential(c))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    choices.sort_by_key(|(key, _)| start(r, key));
+    if let Some((first, _)) = choices.first() {
+        for (extra, _) in &choices[1..] {
+            let span = r.spans.get(&format!("{P}.{extra}")).cloned();
+            r.diagnostics.push(Diagnostic::error(
+                span,
+                format!(
+                    "{P}.{extra}: the TURN password is already given by {P}.{first}; set one \
+                     of turn_password_file and turn_password_credential"
+                ),
+            ));
+        }
+        r.spans.insert(
+            format!("{P}.turn_password"),
+            r.spans[&format!("{P}.{first}")].clone(),
+        );
+        c.turn_password = Some(choices.swap_remove(0).1);
+    }
 }
 
 fn read_camera(r: &mut Reader, t: &DeTable, c: &mut CameraConfig) {

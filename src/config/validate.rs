@@ -6,6 +6,7 @@ use std::path::Path;
 use super::read::Spans;
 use super::secret::{self, SecretError};
 use super::{Config, Diagnostic, GpioBackend, LoginSecret, SecretSource};
+use crate::core::ice::Scheme;
 
 /// BCM GPIO numbers on the 40-pin header.
 const HEADER_GPIOS: std::ops::RangeInclusive<u8> = 0..=27;
@@ -21,6 +22,7 @@ pub(super) fn validate(c: &Config, spans: &Spans) -> Vec<Diagnostic> {
     };
     v.matrix(c);
     v.rooms_and_calls(c);
+    v.ice(c);
     v.media(c);
     v.gpio(c);
     v.control(c);
@@ -87,17 +89,23 @@ impl Validator<'_> {
             LoginSecret::Password(s) => (s, "password", "password"),
             LoginSecret::AccessToken(s) => (s, "access token", "access_token"),
         };
+        self.secret_source(&format!("matrix.{kind}"), source, file_what(what));
+    }
+
+    /// A secret's file or systemd credential (`prefix_file` / `prefix_credential`) must exist
+    /// and be private.
+    fn secret_source(&mut self, prefix: &str, source: &SecretSource, what: &'static str) {
         match source {
             SecretSource::File(path) => {
-                let key = format!("matrix.{kind}_file");
+                let key = format!("{prefix}_file");
                 if !path.is_absolute() {
                     self.error(&key, "must be an absolute path");
-                } else if let Err(e) = secret::check_permissions(file_what(what), path) {
+                } else if let Err(e) = secret::check_permissions(what, path) {
                     self.error(&key, e);
                 }
             }
             SecretSource::Credential(name) => {
-                let key = format!("matrix.{kind}_credential");
+                let key = format!("{prefix}_credential");
                 if name.is_empty()
                     || name.len() > 255
                     || name.contains('/')
@@ -109,7 +117,7 @@ impl Validator<'_> {
                 }
                 match source.locate() {
                     Ok(path) => {
-                        if let Err(e) = secret::check_permissions(file_what(what), &path) {
+                        if let Err(e) = secret::check_permissions(what, &path) {
                             self.error(&key, e);
                         }
                     }
@@ -151,6 +159,57 @@ impl Validator<'_> {
                 "calls.do_not_disturb_minutes",
                 "must be at most 1440 (a day)",
             );
+        }
+    }
+
+    fn ice(&mut self, c: &Config) {
+        let ice = &c.ice;
+        for (i, uri) in ice.stun_servers.iter().enumerate() {
+            let key = format!("ice.stun_servers[{i}]");
+            if uri.scheme != Scheme::Stun {
+                self.error(
+                    &key,
+                    format!("`{uri}` is a TURN server: list it in turn_servers"),
+                );
+            } else if i == 1 {
+                self.warning(
+                    &key,
+                    "only the first STUN server is used (webrtcbin takes one); the others are ignored",
+                );
+            }
+        }
+        for (i, uri) in ice.turn_servers.iter().enumerate() {
+            if uri.scheme == Scheme::Stun {
+                self.error(
+                    &format!("ice.turn_servers[{i}]"),
+                    format!("`{uri}` is a STUN server: list it in stun_servers"),
+                );
+            }
+        }
+        if ice.turn_servers.is_empty() {
+            if !ice.turn_username.is_empty() {
+                self.warning("ice.turn_username", "unused: turn_servers is empty");
+            }
+            if ice.turn_password.is_some() {
+                self.warning("ice.turn_password", "unused: turn_servers is empty");
+            }
+        } else {
+            if ice.turn_username.is_empty() {
+                self.error(
+                    "ice.turn_servers",
+                    "TURN servers need a username: set ice.turn_username",
+                );
+            }
+            if ice.turn_password.is_none() {
+                self.error(
+                    "ice.turn_servers",
+                    "TURN servers need a password: set ice.turn_password_file or \
+                     ice.turn_password_credential",
+                );
+            }
+        }
+        if let Some(source) = &ice.turn_password {
+            self.secret_source("ice.turn_password", source, "TURN password file");
         }
     }
 

@@ -24,8 +24,9 @@ pub enum CtlRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CtlReply {
     pub ok: bool,
+    /// Boxed: a status is much larger than any other reply or output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<Status>,
+    pub status: Option<Box<Status>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,7 +37,7 @@ impl CtlReply {
     pub fn status(status: Status) -> Self {
         CtlReply {
             ok: true,
-            status: Some(status),
+            status: Some(Box::new(status)),
             message: None,
             error: None,
         }

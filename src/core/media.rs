@@ -58,6 +58,14 @@ pub enum MediaCommand {
     SetMicMuted(bool),
     /// Send a "camera off" picture instead of the camera (or the camera again).
     SetCameraOff(bool),
+    /// The ICE servers for peer connections made from now on, in webrtcbin's forms:
+    /// `stun://host:port` (webrtcbin takes one: the first) and
+    /// `turn(s)://user:password@host:port?transport=udp|tcp` with percent-encoded credentials.
+    /// Connections already made keep theirs. Never log these: the TURN entries hold passwords.
+    SetIceServers {
+        stun: Vec<String>,
+        turn: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ mod backoff;
 pub mod calls;
 pub mod ctl;
 pub mod events;
+pub mod ice;
 pub mod media;
 pub mod membership;
 pub mod own_call;
@@ -72,6 +73,8 @@ pub enum Input {
     },
     /// Something the media engine reports.
     Media(media::MediaEvent),
+    /// The result of a [`MatrixCommand::FetchTurnServers`].
+    TurnServers(Result<ice::TurnServers, MatrixFailure>),
     /// A control-socket request; answered with [`Output::Reply`] carrying the same `id`.
     Ctl {
         id: u64,
@@ -157,6 +160,9 @@ pub enum MatrixCommand {
         event_type: String,
         content: Value,
     },
+    /// Ask the homeserver for its TURN servers (`GET /voip/turnServer`); answer with
+    /// [`Input::TurnServers`].
+    FetchTurnServers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +206,8 @@ pub struct Settings {
     pub rooms: RoomSettings,
     /// systemd's `WatchdogSec=`, when the watchdog is on.
     pub watchdog_timeout: Option<Duration>,
+    /// STUN and TURN servers from the config.
+    pub ice: ice::IceSettings,
 }
 
 #[derive(Debug)]
@@ -211,6 +219,7 @@ pub struct Core {
     signals: VecDeque<Signal>,
     /// What we last asked the microphone to be.
     mic_muted: bool,
+    ice: ice::Ice,
     watchdog: Option<watchdog::Watchdog>,
     outputs: Outputs,
     /// The last request ID handed out; each command that expects a result gets a new one.
@@ -230,6 +239,7 @@ impl Core {
             calls: calls::Calls::new(settings.identity),
             signals: VecDeque::new(),
             mic_muted: false,
+            ice: ice::Ice::new(settings.ice),
             watchdog: settings
                 .watchdog_timeout
                 .map(|t| watchdog::Watchdog::new(now.mono, t)),
@@ -269,6 +279,7 @@ impl Core {
                 });
             }
             Input::Media(event) => self.on_media(now, event),
+            Input::TurnServers(result) => self.ice.on_answer(now.mono, result),
             Input::Invite(invite) => {
                 if self.shutting_down.is_none() {
                     self.rooms.on_invite(&invite, ids, out);
@@ -394,6 +405,8 @@ impl Core {
             return;
         }
         self.session.on_tick(now.mono, &mut self.outputs);
+        let logged_in = self.session.logged_in();
+        self.ice.step(now.mono, logged_in, &mut self.outputs);
         let direct = self.calls.direct_call_on();
         let in_service = self.session.in_service();
         self.rooms.step(
@@ -457,6 +470,7 @@ impl Core {
             rooms: self.rooms.status(now),
             peer_calls: self.calls.summary(),
             mic_muted: self.mic_muted,
+            ice: self.ice.status(now.mono),
             media: None,
         }
     }
@@ -477,6 +491,7 @@ impl Core {
             watchdog,
             self.rooms.next_wakeup(self.last_now),
             self.calls.next_wakeup(),
+            self.ice.next_wakeup(),
             self.shutting_down,
         ]
         .into_iter()

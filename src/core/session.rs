@@ -57,6 +57,11 @@ impl Session {
         self.ready_sent && self.phase == Phase::Syncing
     }
 
+    /// Whether a login succeeded and its session is still accepted (a sync may be failing).
+    pub fn logged_in(&self) -> bool {
+        matches!(self.phase, Phase::Syncing | Phase::WaitingToSync { .. })
+    }
+
     /// Whether the I/O layer has gone quiet for longer than any request may take.
     pub fn stalled(&self, now: Instant) -> bool {
         self.report_due.is_some_and(|due| now > due)

@@ -17,9 +17,45 @@ pub struct Status {
     /// Whether we asked for the microphone to be muted (the media section says if it is).
     #[serde(default)]
     pub mic_muted: bool,
+    /// The STUN and TURN servers new peer connections get.
+    #[serde(default)]
+    pub ice: IceStatus,
     /// The media engine's side, filled in by the daemon from the engine itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaStatus>,
+}
+
+/// The ICE servers in use, without credentials.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IceStatus {
+    /// STUN servers, the config's first (webrtcbin uses the first one).
+    pub stun: Vec<String>,
+    /// TURN servers: the config's, then the homeserver's.
+    pub turn: Vec<String>,
+    /// When the homeserver's TURN credentials expire (they are renewed before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_expires_in_s: Option<u64>,
+    /// What the homeserver's TURN endpoint last said.
+    #[serde(default)]
+    pub homeserver: String,
+}
+
+impl IceStatus {
+    /// `STUN a; TURN b, c`, or `none`.
+    pub fn servers(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.stun.is_empty() {
+            parts.push(format!("STUN {}", self.stun.join(", ")));
+        }
+        if !self.turn.is_empty() {
+            parts.push(format!("TURN {}", self.turn.join(", ")));
+        }
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join("; ")
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +71,9 @@ pub struct MediaStatus {
     #[serde(default)]
     pub video_encoders: u32,
     pub peers: Vec<super::media::PeerStats>,
+    /// The ICE servers the engine gives new peer connections, without credentials.
+    #[serde(default)]
+    pub ice_servers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +155,11 @@ impl Status {
                 ));
             }
         }
+        out.push_str(&format!(
+            "ice: {} (homeserver: {})\n",
+            self.ice.servers(),
+            self.ice.homeserver
+        ));
         for r in &self.rooms {
             let id = match r.room_id.as_deref() {
                 Some(id) if id != r.room => format!(" ({id})"),

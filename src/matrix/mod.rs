@@ -14,7 +14,7 @@ use matrix_sdk::store::RoomLoadSettings;
 use matrix_sdk::{Client, SessionMeta, SessionTokens};
 
 pub use outbox::Outbox;
-pub use requests::{join, send_state, update_delayed};
+pub use requests::{join, send_state, turn_servers, update_delayed};
 use session_file::SavedSession;
 
 use crate::config::{LoginSecret, MatrixConfig, Secret};

@@ -1,20 +1,24 @@
-//! The core's room commands, carried out with matrix-sdk: joins, state writes (delayed or not)
-//! and delayed-event updates.
+//! The core's room commands, carried out with matrix-sdk: joins, state writes (delayed or not),
+//! delayed-event updates, and the homeserver's TURN servers.
 
 use std::time::Duration;
 
-use matrix_sdk::Client;
 use matrix_sdk::ruma::api::FeatureFlag;
 use matrix_sdk::ruma::api::client::delayed_events::{
     DelayParameters, delayed_state_event, update_delayed_event,
 };
 use matrix_sdk::ruma::api::client::state::send_state_event;
+use matrix_sdk::ruma::api::client::voip::get_turn_server_info;
 use matrix_sdk::ruma::api::error::ErrorKind;
+use matrix_sdk::ruma::api::error::FromHttpResponseError;
 use matrix_sdk::ruma::events::StateEventType;
 use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::{OwnedRoomId, RoomOrAliasId};
+use matrix_sdk::{Client, HttpError};
 use serde_json::Value;
 
+use crate::config::Secret;
+use crate::core::ice::TurnServers;
 use crate::core::{DelayedAction, FailureKind, MatrixFailure};
 
 pub async fn join(client: &Client, room: &RoomOrAliasId) -> Result<OwnedRoomId, MatrixFailure> {
@@ -111,6 +115,27 @@ pub async fn update_delayed(
         .await
         .map(|_| ())
         .map_err(|e| http_failure(&what, &e))
+}
+
+/// The homeserver's TURN servers and their credentials. An answer without servers (Synapse's
+/// `{}` when it has no TURN configured) is an empty `uris`, not a failure.
+pub async fn turn_servers(client: &Client) -> Result<TurnServers, MatrixFailure> {
+    match client.send(get_turn_server_info::v3::Request::new()).await {
+        Ok(r) => {
+            crate::logging::redact_rotating("TURN password", &r.password);
+            Ok(TurnServers {
+                uris: r.uris,
+                username: r.username,
+                password: Secret::new(r.password),
+                ttl_s: r.ttl.as_secs(),
+            })
+        }
+        Err(HttpError::Api(e)) if matches!(*e, FromHttpResponseError::Deserialization(_)) => {
+            log::debug!("the homeserver's TURN answer holds no servers: {e}");
+            Ok(TurnServers::none())
+        }
+        Err(e) => Err(http_failure("asking for the homeserver's TURN servers", &e)),
+    }
 }
 
 fn kind_of(kind: Option<&ErrorKind>, status: Option<u16>) -> FailureKind {

@@ -13,7 +13,7 @@ use gst::prelude::*;
 
 use super::devices::{Devices, VideoFormat};
 use super::encoder;
-use super::peer::{EventSink, Peer, PeerContext};
+use super::peer::{EventSink, IceServers, Peer, PeerContext};
 use crate::config::NoiseSuppression;
 use crate::core::media::{MediaEvent, PeerId, PeerStats};
 
@@ -127,6 +127,7 @@ impl Call {
             display_size: DISPLAY_SIZE,
             jitter_latency_ms: settings.jitter_latency_ms,
             extra_local_addresses: settings.extra_local_addresses.clone(),
+            ice: IceServers::default(),
         };
         Ok(Call {
             pipeline,
@@ -145,6 +146,11 @@ impl Call {
             stop_bus,
             bus_thread: Some(bus_thread),
         })
+    }
+
+    /// The STUN and TURN servers for the peers added from now on.
+    pub fn set_ice_servers(&mut self, ice: IceServers) {
+        self.ctx.ice = ice;
     }
 
     pub fn has_peer(&self, peer: &PeerId) -> bool {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use super::call::{Call, MediaSettings};
 use super::devices::Devices;
 use super::encoder;
-use super::peer::EventSink;
+use super::peer::{EventSink, IceServers};
 use crate::core::media::{MediaCommand, MediaEvent, PeerId, PeerStats};
 use crate::core::status::MediaStatus;
 
@@ -18,6 +18,8 @@ pub struct MediaEngine {
     call: Option<Call>,
     mic_muted: bool,
     camera_off: bool,
+    /// What every new peer gets; those already up keep theirs.
+    ice: IceServers,
 }
 
 impl MediaEngine {
@@ -42,6 +44,7 @@ impl MediaEngine {
             call: None,
             mic_muted: false,
             camera_off: false,
+            ice: IceServers::default(),
         })
     }
 
@@ -63,6 +66,7 @@ impl MediaEngine {
             camera_off: self.camera_off,
             video_encoders: self.pipeline().map_or(0, count_video_encoders),
             peers: self.stats(),
+            ice_servers: self.ice.without_credentials(),
         }
     }
 
@@ -120,6 +124,12 @@ impl MediaEngine {
                     None => (self.events)(MediaEvent::MicMuted(muted)),
                 }
             }
+            MediaCommand::SetIceServers { stun, turn } => {
+                self.ice = IceServers { stun, turn };
+                if let Some(call) = &mut self.call {
+                    call.set_ice_servers(self.ice.clone());
+                }
+            }
             MediaCommand::SetCameraOff(off) => {
                 self.camera_off = off;
                 match &mut self.call {
@@ -146,6 +156,7 @@ impl MediaEngine {
                 self.events.clone(),
             ) {
                 Ok(mut call) => {
+                    call.set_ice_servers(self.ice.clone());
                     if self.mic_muted {
                         call.set_mic_muted(true);
                     }

@@ -34,6 +34,8 @@ pub struct RoomdConfig {
     pub invite_from: Vec<String>,
     /// `calls.conference_focus`, when set.
     pub conference_focus: Option<String>,
+    /// Appended to roomd.toml: more sections, such as `[ice]`.
+    pub extra_toml: String,
 }
 
 impl RoomdConfig {
@@ -47,6 +49,7 @@ impl RoomdConfig {
             rooms: Vec::new(),
             invite_from: vec![SERVER_NAME.to_owned()],
             conference_focus: None,
+            extra_toml: String::new(),
         }
     }
 
@@ -122,7 +125,7 @@ socket = "{socket}"
                 .map_or(String::new(), |f| format!("conference_focus = {f:?}")),
         );
         let path = dir.join("roomd.toml");
-        std::fs::write(&path, text)?;
+        std::fs::write(&path, format!("{text}{}", self.extra_toml))?;
         Ok(path)
     }
 }

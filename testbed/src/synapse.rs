@@ -28,6 +28,12 @@ pub struct Synapse {
 impl Synapse {
     /// Starts a fresh homeserver and waits until it answers.
     pub fn start() -> anyhow::Result<Synapse> {
+        Synapse::start_with("")
+    }
+
+    /// Like [`Synapse::start`], with `extra` appended to homeserver.yaml (top-level keys, such
+    /// as `turn_uris`).
+    pub fn start_with(extra: &str) -> anyhow::Result<Synapse> {
         let python = paths::testenv().join("synapse/bin/python");
         if !python.exists() {
             bail!(
@@ -41,7 +47,9 @@ impl Synapse {
             .tempdir()?;
         let port = free_port()?;
         let config = dir.path().join("homeserver.yaml");
-        std::fs::write(&config, homeserver_yaml(dir.path(), port))?;
+        let mut yaml = homeserver_yaml(dir.path(), port);
+        yaml.push_str(extra);
+        std::fs::write(&config, yaml)?;
         let status = Command::new(&python)
             .args(["-m", "synapse.app.homeserver", "-c"])
             .arg(&config)

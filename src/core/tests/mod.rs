@@ -3,6 +3,7 @@
 
 mod calls;
 mod hostile;
+mod ice;
 mod peer_calls;
 mod session;
 
@@ -40,6 +41,7 @@ pub fn settings(join: JoinPolicy, watchdog: Option<Duration>) -> Settings {
             conference_focus: None,
         },
         watchdog_timeout: watchdog,
+        ice: Default::default(),
     }
 }
 
