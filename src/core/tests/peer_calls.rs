@@ -413,7 +413,7 @@ fn the_device_calls_those_who_sort_after_it_and_retries_an_unanswered_invite() {
         &new_call,
         "ZEDDEV",
         0,
-        json!({"answer": {"type": "answer", "sdp": "v=0\r\nzed"}}),
+        json!({"answer": {"type": "answer", "sdp": "v=0\r\nm=audio 9 X 111\r\n"}}),
     );
     answer["dest_session_id"] = json!("session-1");
     let out = h.send_to_device(ZED, voip::ANSWER, answer);
@@ -421,7 +421,7 @@ fn the_device_calls_those_who_sort_after_it_and_retries_an_unanswered_invite() {
     assert_eq!(s[0].event_type, voip::SELECT_ANSWER);
     assert_eq!(s[0].content["selected_party_id"], "ZEDDEV");
     assert!(media(&out).iter().any(
-        |m| matches!(m, MediaCommand::RemoteDescription { kind: SdpKind::Answer, sdp, .. } if sdp == "v=0\r\nzed")
+        |m| matches!(m, MediaCommand::RemoteDescription { kind: SdpKind::Answer, sdp, .. } if sdp == "v=0\r\nm=audio 9 X 111\r\n")
     ));
 }
 
