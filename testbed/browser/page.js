@@ -443,9 +443,10 @@ const visitor = {
                 frameHeight: vs?.frameHeight ?? 0,
                 codec: vs ? (b.codecs.get(vs.codecId) ?? null) : null,
                 videoPackets: sum(v1, "packetsReceived") - sum(v0, "packetsReceived"),
-                // RMS level over the window of the remote audio track as played (0..1)
-                audioLevel: heard[i].rms(),
-                // ...and from the energy the receiver's statistics report
+                // RMS level over the window (0..1): the larger of what the receiver's
+                // statistics report and what an analyser on the played track measures
+                audioLevel: Math.max(heard[i].rms(), duration > 0 ? Math.sqrt(energy / duration) : 0),
+                heardAudioLevel: heard[i].rms(),
                 statsAudioLevel: duration > 0 ? Math.sqrt(energy / duration) : 0,
                 audioLevelNow: as?.audioLevel ?? 0,
                 audioCodec: as ? (b.codecs.get(as.codecId) ?? null) : null,
