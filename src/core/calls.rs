@@ -209,6 +209,8 @@ impl Calls {
                     };
                 }
                 if has_call {
+                    // Nothing to place (perhaps they called us meanwhile): no timer either.
+                    retry.at = None;
                     continue;
                 }
                 if retry.attempts > 0 && retry.at.is_none() {
@@ -220,6 +222,7 @@ impl Calls {
                 }
                 if self.calls.len() >= MAX_CALLS {
                     log::warn!("not calling {}: too many calls", peer.user_id);
+                    retry.at = Some(now.mono + RETRY_AFTER);
                     continue;
                 }
                 retry.attempts += 1;
@@ -587,6 +590,7 @@ impl Calls {
                 };
             }
             if on {
+                retry.at = None;
                 continue;
             }
             if retry.attempts > 0 && retry.at.is_none() {

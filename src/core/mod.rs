@@ -390,6 +390,7 @@ impl Core {
         }
         if let Some(deadline) = self.shutting_down {
             let out = &mut self.outputs;
+            self.calls.on_tick(now, out);
             self.calls.reconcile(now, Vec::new(), out);
             self.calls.converge_focus(now, &[], out);
             self.calls.hang_up_direct(None, out);
@@ -485,11 +486,20 @@ impl Core {
         if self.exited {
             return None;
         }
+        if let Some(deadline) = self.shutting_down {
+            // Shutting down, only the calls' timers and the deadline are acted on (see `act`);
+            // waking for any other would spin the loop until exit.
+            return [Some(deadline), self.calls.next_wakeup()]
+                .into_iter()
+                .flatten()
+                .min();
+        }
         let watchdog = self.watchdog.as_ref().map(|w| w.next_wakeup());
         [
             self.session.next_wakeup(),
             watchdog,
-            self.rooms.next_wakeup(self.last_now),
+            self.rooms
+                .next_wakeup(self.last_now, self.session.in_service()),
             self.calls.next_wakeup(),
             self.ice.next_wakeup(),
             self.shutting_down,

@@ -153,7 +153,9 @@ impl OwnCall {
     }
 
     pub fn next_wakeup(&self) -> Option<Instant> {
-        [self.next_restart, self.refresh_at, self.retry_at]
+        // A retry waits for outstanding requests, whose results wake the core anyway.
+        let retry = self.retry_at.filter(|_| self.pending.is_empty());
+        [self.next_restart, self.refresh_at, retry]
             .into_iter()
             .flatten()
             .min()
@@ -215,7 +217,11 @@ impl OwnCall {
     ) {
         match self.phase.clone() {
             Phase::Out => {
-                let Some(call) = wanted else { return };
+                let Some(call) = wanted else {
+                    // Nothing to join: no retry either.
+                    self.retry_at = None;
+                    return;
+                };
                 if self.retry_at.is_some_and(|t| now.mono < t) || !self.pending.is_empty() {
                     return;
                 }

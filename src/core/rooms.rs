@@ -587,7 +587,12 @@ impl Rooms {
         })
     }
 
-    pub fn next_wakeup(&self, now: Now) -> Option<Instant> {
+    /// When the rooms next need a step. Out of service they take none (see [`Rooms::step`]),
+    /// so a timer due then must not wake the loop, or it would spin until service is back.
+    pub fn next_wakeup(&self, now: Now, in_service: bool) -> Option<Instant> {
+        if !in_service {
+            return None;
+        }
         let joins = self.served.iter().filter_map(|r| match r.join {
             JoinAttempt::Waiting(t) => Some(t),
             _ => None,
