@@ -594,7 +594,12 @@ impl Rooms {
             return None;
         }
         let joins = self.served.iter().filter_map(|r| match r.join {
-            JoinAttempt::Waiting(t) => Some(t),
+            // As `keep_joined`: no join is due in a room we are in or banned from.
+            JoinAttempt::Waiting(t)
+                if !matches!(r.own, OwnMembership::Joined | OwnMembership::Banned) =>
+            {
+                Some(t)
+            }
             _ => None,
         });
         let calls = self

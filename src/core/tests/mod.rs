@@ -6,6 +6,7 @@ mod hostile;
 mod ice;
 mod peer_calls;
 mod session;
+mod wakeups;
 
 use std::time::{Duration, Instant};
 
