@@ -297,6 +297,12 @@ impl Calls {
             message.call_id.clone(),
         );
         if !self.reorder.contains_key(&key) && self.reorder.len() >= MAX_REORDER_BUFFERS {
+            // Keep only buffers of calls we have or that hold messages waiting for a gap.
+            let calls = &self.calls;
+            self.reorder
+                .retain(|(_, _, id), r| calls.contains_key(id) || r.held() > 0);
+        }
+        if !self.reorder.contains_key(&key) && self.reorder.len() >= MAX_REORDER_BUFFERS {
             return log::warn!("dropping a {event_type} from {sender}: too many calls signalled");
         }
         let call_id = message.call_id.clone();
@@ -313,6 +319,9 @@ impl Calls {
             }
             Arrival::Held => log::debug!("holding {event_type} seq {} of {call_id}", routing.seq),
             Arrival::Duplicate => log::debug!("dropping a duplicate {event_type} of {call_id}"),
+            Arrival::TooFarAhead { seq, expected } if !self.calls.contains_key(&call_id) => {
+                log::warn!("dropping a {event_type} from {sender}: seq {seq}, expected {expected}");
+            }
             Arrival::TooFarAhead { seq, expected } => {
                 log::warn!(
                     "{sender} jumped to seq {seq} in call {call_id} (expected {expected}); hanging up"
@@ -320,6 +329,17 @@ impl Calls {
                 self.hang_up_call(&call_id, HangupReason::UnknownError, out);
                 self.forget_ended();
             }
+        }
+        // A buffer for a call we do not have, with nothing waiting in it, is not kept.
+        let key = (
+            sender.to_owned(),
+            routing.device_id.clone(),
+            call_id.clone(),
+        );
+        if !self.calls.contains_key(&call_id)
+            && self.reorder.get(&key).is_some_and(|r| r.held() == 0)
+        {
+            self.reorder.remove(&key);
         }
     }
 
@@ -737,6 +757,7 @@ impl Calls {
         for call in self.calls.values_mut() {
             call.on_tick(now.mono, out);
         }
+        let calls = &self.calls;
         for ((sender, _, call_id), r) in self.reorder.iter_mut() {
             if r.stalled(now.mono) {
                 let dropped = r.drop_held();
@@ -746,6 +767,8 @@ impl Calls {
                 );
             }
         }
+        self.reorder
+            .retain(|(_, _, id), r| calls.contains_key(id) || r.held() > 0);
         self.forget_ended();
     }
 

@@ -580,3 +580,32 @@ fn a_conference_focus_in_the_room_is_called_and_left_when_it_goes() {
     assert!(h.core.status(h.now).peer_calls.is_empty());
     assert_eq!(h.seat(), status::SeatState::Idle);
 }
+
+#[test]
+fn stray_signalling_for_calls_we_never_had_does_not_lock_out_new_calls() {
+    let (mut h, _) = Harness::in_mesh_with(ALICE, "ALICEDEV");
+    for i in 0..200 {
+        h.send_to_device(
+            ALICE,
+            voip::HANGUP,
+            signal(
+                &format!("nope{i}"),
+                "ALICEDEV",
+                0,
+                json!({"reason": "user_hangup"}),
+            ),
+        );
+        h.send_to_device(
+            ALICE,
+            voip::CANDIDATES,
+            signal(&format!("gap{i}"), "ALICEDEV", 3, candidates_body(1)),
+        );
+    }
+    h.advance(Duration::from_secs(600));
+    let out = h.send_to_device(
+        ALICE,
+        voip::INVITE,
+        signal("c1", "ALICEDEV", 0, invite_body()),
+    );
+    added_peer(&out);
+}
