@@ -66,10 +66,40 @@ pub struct CallSummary {
     pub remote_video_muted: bool,
 }
 
-#[derive(Debug)]
+/// Placing a call again after it dropped, as `GroupCall`'s retry loop does.
+#[derive(Debug, Default)]
 struct Retry {
     attempts: u32,
     at: Option<Instant>,
+}
+
+impl Retry {
+    /// Whether to place the call now (counting the attempt). `on`: a call is on; `connected`:
+    /// it got through (the count starts again); `full`: no room for another call now.
+    fn place_now(&mut self, now: Instant, on: bool, connected: bool, full: bool) -> bool {
+        if connected {
+            *self = Retry::default();
+        }
+        if on {
+            // Nothing to place (perhaps they called us meanwhile): no timer either.
+            self.at = None;
+            return false;
+        }
+        if self.attempts > 0 && self.at.is_none() {
+            // The last call just ended: call again after a pause.
+            self.at = Some(now + RETRY_AFTER);
+        }
+        if self.at.is_some_and(|t| now < t) || self.attempts >= MAX_RETRIES {
+            return false;
+        }
+        if full {
+            self.at = Some(now + RETRY_AFTER);
+            return false;
+        }
+        self.attempts += 1;
+        self.at = None;
+        true
+    }
 }
 
 #[derive(Debug)]
@@ -198,35 +228,14 @@ impl Calls {
                         && c.remote_device() == Some(peer.device_id.as_str())
                         && c.state() == State::Connected
                 });
-                let retry = self.retries.entry(peer.clone()).or_insert(Retry {
-                    attempts: 0,
-                    at: None,
-                });
-                if connected {
-                    *retry = Retry {
-                        attempts: 0,
-                        at: None,
-                    };
-                }
-                if has_call {
-                    // Nothing to place (perhaps they called us meanwhile): no timer either.
-                    retry.at = None;
+                let full = self.calls.len() >= MAX_CALLS;
+                let retry = self.retries.entry(peer.clone()).or_default();
+                if !retry.place_now(now.mono, has_call, connected, full) {
+                    if full && !has_call {
+                        log::warn!("not calling {}: too many calls", peer.user_id);
+                    }
                     continue;
                 }
-                if retry.attempts > 0 && retry.at.is_none() {
-                    // The last call just ended: call again after a pause.
-                    retry.at = Some(now.mono + RETRY_AFTER);
-                }
-                if retry.at.is_some_and(|t| now.mono < t) || retry.attempts >= MAX_RETRIES {
-                    continue;
-                }
-                if self.calls.len() >= MAX_CALLS {
-                    log::warn!("not calling {}: too many calls", peer.user_id);
-                    retry.at = Some(now.mono + RETRY_AFTER);
-                    continue;
-                }
-                retry.attempts += 1;
-                retry.at = None;
                 let call_id = self.new_call_id();
                 let route = Route::Device {
                     device_id: peer.device_id.clone(),
@@ -596,31 +605,14 @@ impl Calls {
             });
             let connected = call.is_some_and(|c| c.state() == State::Connected);
             let on = call.is_some();
+            let full = self.calls.len() >= MAX_CALLS;
             let retry = self
                 .focus_retries
                 .entry((room_id.clone(), focus.clone()))
-                .or_insert(Retry {
-                    attempts: 0,
-                    at: None,
-                });
-            if connected {
-                *retry = Retry {
-                    attempts: 0,
-                    at: None,
-                };
-            }
-            if on {
-                retry.at = None;
+                .or_default();
+            if !retry.place_now(now.mono, on, connected, full) {
                 continue;
             }
-            if retry.attempts > 0 && retry.at.is_none() {
-                retry.at = Some(now.mono + RETRY_AFTER);
-            }
-            if retry.at.is_some_and(|t| now.mono < t) || retry.attempts >= MAX_RETRIES {
-                continue;
-            }
-            retry.attempts += 1;
-            retry.at = None;
             self.call_direct(room_id, focus, out);
         }
     }
