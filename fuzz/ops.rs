@@ -24,8 +24,9 @@ use roomd::core::media::{
     Candidate, ConnectionState, MediaCommand, MediaEvent, MediaKind, PeerId, SdpKind,
 };
 use roomd::core::{
-    Core, CtlRequest, DelayedAction, FailureKind, Identity, Input, MatrixCommand, MatrixFailure,
-    Now, Output, RoomSettings, Settings, StateEvent, TimelineEvent, voip,
+    Button, ButtonEdge, Core, CtlRequest, DelayedAction, FailureKind, Identity, Input,
+    MatrixCommand, MatrixFailure, Now, Output, PanelSettings, RoomSettings, Settings, StateEvent,
+    TimelineEvent, VolumeChange, voip,
 };
 use serde_json::{Map, Value, json};
 
@@ -286,6 +287,14 @@ fn settings() -> Settings {
             stun: vec![IceUri::parse("stun:stun.example.org").unwrap()],
             ..IceSettings::default()
         },
+        panel: PanelSettings {
+            debounce: Duration::from_millis(30),
+            long_press: Duration::from_millis(1500),
+            do_not_disturb: Duration::from_secs(30 * 60),
+            volume: 70,
+            volume_step: 5,
+            leds_wired: true,
+        },
     }
 }
 
@@ -406,7 +415,12 @@ impl World {
                 }
                 self.pending.push_back(command);
             }
-            Output::Notify(_) | Output::Reply { .. } | Output::Media(_) | Output::Exit => {}
+            Output::SetVolume(v) => assert!(v <= 100, "volume {v}%"),
+            Output::Notify(_)
+            | Output::Reply { .. }
+            | Output::Media(_)
+            | Output::Led { .. }
+            | Output::Exit => {}
         }
     }
 
@@ -469,13 +483,12 @@ impl World {
         self.settle();
         let until = self.now.mono + by;
         let mut ticks = 0;
+        // A blinking LED wakes the loop at each change (the fastest, 10 a second).
+        let allowed = MAX_TICKS_PER_STEP + 10 * by.as_secs() as usize;
         let mut next = self.core.next_wakeup();
         while let Some(wake) = next.filter(|w| *w <= until) {
             ticks += 1;
-            assert!(
-                ticks <= MAX_TICKS_PER_STEP,
-                "more than {MAX_TICKS_PER_STEP} wakeups in {by:?}"
-            );
+            assert!(ticks <= allowed, "more than {allowed} wakeups in {by:?}");
             self.now = self.at(wake.max(self.now.mono));
             next = self.tick();
         }
@@ -626,6 +639,7 @@ impl World {
             6 | 7 => self.room_signal(r),
             8 | 9 => self.membership(r),
             10 | 11 => self.media(r),
+            12 if r.one_in(2) => self.button(r),
             12 => self.ctl(r),
             13 | 14 => {
                 // Rarely long: the device's own membership is kept up every few seconds.
@@ -1058,7 +1072,7 @@ impl World {
     }
 
     fn ctl(&mut self, r: &mut Bytes) {
-        let request = match r.below(8) {
+        let request = match r.below(12) {
             0 => CtlRequest::Status,
             1 => CtlRequest::Mute,
             2 => CtlRequest::Unmute,
@@ -1070,9 +1084,40 @@ impl World {
                 room: Some(r.text()),
             },
             7 if r.one_in(4) => return self.handle(Input::Shutdown),
+            8 => CtlRequest::Join {
+                room: r.pick(&[None, Some(ROOM.to_owned()), Some(OTHER_ROOM.to_owned())]),
+            },
+            9 => CtlRequest::Volume {
+                change: r.pick(&[
+                    None,
+                    Some(VolumeChange::Up),
+                    Some(VolumeChange::Down),
+                    Some(VolumeChange::Set(0)),
+                    Some(VolumeChange::Set(100)),
+                    Some(VolumeChange::Set(255)),
+                ]),
+            },
+            10 => CtlRequest::Press {
+                button: r.pick(&Button::ALL),
+                long: r.one_in(2),
+            },
             _ => CtlRequest::Status,
         };
         self.handle(Input::Ctl { id: 1, request });
+    }
+
+    /// A button edge, as the GPIO backend reports it: a little after it happened, sometimes
+    /// repeated or bouncing.
+    fn button(&mut self, r: &mut Bytes) {
+        let button = r.pick(&Button::ALL);
+        let pressed = r.one_in(2);
+        let late = Duration::from_millis(r.below(64) as u64);
+        let at = self.now.mono.checked_sub(late).unwrap_or(self.now.mono);
+        self.handle(Input::Button(ButtonEdge {
+            button,
+            pressed,
+            at,
+        }));
     }
 
     fn homeserver_or_sync(&mut self, r: &mut Bytes) {

@@ -3,21 +3,24 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use matrix_sdk::Client;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, GpioBackend, Secret};
+use crate::controls::gpio::{EdgeSender, Panel};
+use crate::controls::press;
 use crate::controls::socket::{self, ControlSocket};
+use crate::controls::volume::Volume;
 use crate::core::ice::IceSettings;
 use crate::core::media::{MediaCommand, MediaEvent};
 use crate::core::status::MediaStatus;
 use crate::core::{
-    Core, CtlReply, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now, Output,
-    RoomSettings, Settings,
+    Core, CtlReply, CtlRequest, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now,
+    Output, PanelSettings, RoomSettings, Settings,
 };
 use crate::matrix::{self, Credential, Outbox};
 use crate::media::EventSink;
@@ -40,7 +43,7 @@ fn now() -> Now {
     Now::new(Instant::now().into_std(), unix_ms)
 }
 
-fn settings(config: &Config, turn_password: Option<Secret>) -> Settings {
+fn settings(config: &Config, turn_password: Option<Secret>, volume: u8) -> Settings {
     Settings {
         identity: Identity {
             user_id: config.matrix.user_id.clone(),
@@ -61,6 +64,16 @@ fn settings(config: &Config, turn_password: Option<Secret>) -> Settings {
             turn: config.ice.turn_servers.clone(),
             turn_username: config.ice.turn_username.clone(),
             turn_password,
+        },
+        panel: PanelSettings {
+            debounce: Duration::from_millis(config.buttons.debounce_ms.into()),
+            long_press: Duration::from_millis(config.buttons.long_press_ms.into()),
+            do_not_disturb: Duration::from_secs(
+                u64::from(config.calls.do_not_disturb_minutes) * 60,
+            ),
+            volume,
+            volume_step: config.speaker.volume_step_percent,
+            leds_wired: config.leds.backend != GpioBackend::None && config.leds.pins.any(),
         },
     }
 }
@@ -120,12 +133,17 @@ pub async fn run(
     let _socket = ControlSocket::bind(&config.control.socket, ctl_tx)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let (edges, mut button_edges) = EdgeSender::channel();
+    let mut panel = Panel::open(&config.buttons, &config.leds, edges.clone())?;
+    let mut volume = Volume::open(&config.speaker, &config.matrix.state_dir);
+    let start_volume =
+        Volume::remembered(&config.matrix.state_dir).unwrap_or(config.speaker.volume_percent);
 
     let (media_tx, mut media_events) = mpsc::unbounded_channel::<MediaEvent>();
     start_media(&config, &done_tx, media_tx);
     let mut media: Result<MediaEngine, String> = Err("starting".to_owned());
 
-    let mut core = Core::new(now(), settings(&config, turn_password));
+    let mut core = Core::new(now(), settings(&config, turn_password, start_volume));
     // The latest ICE servers, for an engine that is not up yet when they come.
     let mut ice_servers: Option<MediaCommand> = None;
     let mut client: Option<Client> = None;
@@ -138,6 +156,8 @@ pub async fn run(
         while let Some(output) = core.poll_output() {
             match output {
                 Output::Notify(n) => systemd::notify(&n),
+                Output::Led { led, on } => panel.set_led(led, on),
+                Output::SetVolume(percent) => volume.set(percent),
                 Output::Reply { id, mut reply } => {
                     if let Some(status) = &mut reply.status {
                         status.media = Some(match &media {
@@ -188,10 +208,15 @@ pub async fn run(
 
         let wakeup = core.next_wakeup().map(Instant::from_std);
         tokio::select! {
+            Some(edge) = button_edges.recv() => core.handle(now(), Input::Button(edge)),
             Some(event) = media_events.recv() => core.handle(now(), Input::Media(event)),
             Some(finished) = done.recv() => match finished {
                 Done::MediaReady(engine) => {
                     media = *engine;
+                    if let Err(why) = &media {
+                        let reason = why.clone();
+                        core.handle(now(), Input::Media(MediaEvent::Unavailable { reason }));
+                    }
                     if let (Ok(engine), Some(command)) = (&mut media, &ice_servers) {
                         engine.handle(command.clone());
                     }
@@ -213,6 +238,21 @@ pub async fn run(
                 Done::Input(input) => core.handle(now(), input),
             },
             Some(request) = ctl.recv() => {
+                if let CtlRequest::Press { button, long } = request.request {
+                    let b = &config.buttons;
+                    let hold = press::hold_time(
+                        long,
+                        Duration::from_millis(b.debounce_ms.into()),
+                        Duration::from_millis(b.long_press_ms.into()),
+                    );
+                    press::press(&edges, button, hold);
+                    let how = if long { "long-pressed" } else { "pressed" };
+                    let _ = request.reply.send(CtlReply::done(format!(
+                        "{how} {button} (held {} ms)",
+                        hold.as_millis()
+                    )));
+                    continue;
+                }
                 ctl_ids += 1;
                 replies.insert(ctl_ids, request.reply);
                 core.handle(now(), Input::Ctl { id: ctl_ids, request: request.request });

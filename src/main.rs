@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use roomd::config::{self, Config, Severity};
-use roomd::core::CtlRequest;
+use roomd::core::{Button, CtlRequest, VolumeChange};
 
 /// Exit status for a config that does not parse or make sense (systemd does not restart on it).
 const EXIT_INVALID_CONFIG: u8 = 2;
@@ -67,6 +67,44 @@ enum CtlCommand {
     Unmute,
     /// Mute if live, unmute if muted.
     ToggleMute,
+    /// Join the room's call, ending a hang-up or do-not-disturb.
+    Join {
+        /// The room (ID or alias as configured); default: whichever served room has a call.
+        room: Option<String>,
+    },
+    /// Say the speaker volume, or change it: `up`, `down` or a percentage.
+    Volume {
+        #[arg(value_parser = parse_volume)]
+        change: Option<VolumeChange>,
+    },
+    /// Press a button as if by hand (mute, hangup, join, volume_up, volume_down).
+    Press {
+        #[arg(value_parser = parse_button)]
+        button: Button,
+        /// Hold it for a long press.
+        #[arg(long)]
+        long: bool,
+    },
+}
+
+fn parse_volume(s: &str) -> Result<VolumeChange, String> {
+    match s {
+        "up" | "+" => Ok(VolumeChange::Up),
+        "down" | "-" => Ok(VolumeChange::Down),
+        _ => match s.trim_end_matches('%').parse::<u8>() {
+            Ok(v) if v <= 100 => Ok(VolumeChange::Set(v)),
+            _ => Err(format!(
+                "`{s}` is not up, down or a percentage from 0 to 100"
+            )),
+        },
+    }
+}
+
+fn parse_button(s: &str) -> Result<Button, String> {
+    Button::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Button::ALL.iter().map(|b| b.name()).collect();
+        format!("no button `{s}`; the buttons are {}", names.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
@@ -130,6 +168,9 @@ fn ctl(config_path: &std::path::Path, command: CtlCommand) -> ExitCode {
         CtlCommand::Mute => (CtlRequest::Mute, false),
         CtlCommand::Unmute => (CtlRequest::Unmute, false),
         CtlCommand::ToggleMute => (CtlRequest::ToggleMute, false),
+        CtlCommand::Join { room } => (CtlRequest::Join { room }, false),
+        CtlCommand::Volume { change } => (CtlRequest::Volume { change }, false),
+        CtlCommand::Press { button, long } => (CtlRequest::Press { button, long }, false),
     };
     match roomd::controls::client::request(&socket, &request) {
         Ok(reply) if !reply.ok => {

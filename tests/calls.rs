@@ -52,7 +52,7 @@ impl Meeting {
         let dir = tempfile::tempdir().unwrap();
         let mut roomd = Roomd::spawn(ROOMD.as_ref(), &config, dir.path(), &["-v"], &[]).unwrap();
         assert!(
-            roomd.wait_for_notification("READY=1", Duration::from_secs(60)),
+            roomd.wait_for_notification("STATUS=in service", Duration::from_secs(60)),
             "roomd never got ready:\n{}",
             roomd.log()
         );

@@ -30,7 +30,7 @@ fn start(config: &RoomdConfig, dir: &std::path::Path) -> Roomd {
     // -vvv: every library's trace lines too, request and response bodies included.
     let mut roomd = Roomd::spawn(ROOMD.as_ref(), config, dir, &["-vvv"], &[]).unwrap();
     assert!(
-        roomd.wait_for_notification("READY=1", Duration::from_secs(60)),
+        roomd.wait_for_notification("STATUS=in service", Duration::from_secs(60)),
         "roomd never got ready; log:\n{}",
         roomd.log()
     );

@@ -19,7 +19,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn start(config: &RoomdConfig, dir: &std::path::Path) -> Roomd {
     let mut roomd = Roomd::spawn(ROOMD.as_ref(), config, dir, &["-v"], &[]).unwrap();
     assert!(
-        roomd.wait_for_notification("READY=1", Duration::from_secs(60)),
+        roomd.wait_for_notification("STATUS=in service", Duration::from_secs(60)),
         "roomd never got ready; log:\n{}",
         roomd.log()
     );
@@ -263,7 +263,11 @@ fn a_wrong_password_is_one_clear_line_and_a_slow_retry() {
         "{}",
         failures[0]
     );
-    assert!(!roomd.notifications().contains(&"READY=1".to_owned()));
+    assert!(
+        !roomd
+            .notifications()
+            .contains(&"STATUS=in service".to_owned())
+    );
     roomd.terminate();
 }
 

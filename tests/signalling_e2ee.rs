@@ -36,7 +36,7 @@ async fn signalling_is_olm_encrypted_both_ways_when_the_peer_has_keys() {
     config.rooms = vec![room_id.to_string()];
     let dir = tempfile::tempdir().unwrap();
     let mut roomd = Roomd::spawn(ROOMD.as_ref(), &config, dir.path(), &["-v"], &[]).unwrap();
-    assert!(roomd.wait_for_notification("READY=1", Duration::from_secs(60)));
+    assert!(roomd.wait_for_notification("STATUS=in service", Duration::from_secs(60)));
     let start = Instant::now();
     while !roomd
         .status()

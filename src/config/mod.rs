@@ -205,6 +205,10 @@ pub enum NoiseSuppression {
 pub struct SpeakerConfig {
     pub sink: SpeakerSink,
     pub device: String,
+    /// The ALSA simple mixer control for the volume, or "auto".
+    pub mixer: String,
+    pub volume_percent: u8,
+    pub volume_step_percent: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -280,6 +284,13 @@ pub struct LedPins {
     pub status: Option<u8>,
 }
 
+impl LedPins {
+    /// Whether any LED is wired.
+    pub fn any(&self) -> bool {
+        self.in_call.or(self.muted).or(self.status).is_some()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlConfig {
     pub socket: PathBuf,
@@ -332,6 +343,9 @@ impl Default for Config {
             speaker: SpeakerConfig {
                 sink: SpeakerSink::Alsa,
                 device: "default".to_owned(),
+                mixer: "auto".to_owned(),
+                volume_percent: 70,
+                volume_step_percent: 5,
             },
             display: DisplayConfig {
                 sink: DisplaySink::Kms,

@@ -213,6 +213,14 @@ fn read_microphone(r: &mut Reader, t: &DeTable, c: &mut MicrophoneConfig) {
 fn read_speaker(r: &mut Reader, t: &DeTable, c: &mut SpeakerConfig) {
     r.field(t, "speaker", "sink", &mut c.sink);
     r.field(t, "speaker", "device", &mut c.device);
+    r.field(t, "speaker", "mixer", &mut c.mixer);
+    r.field(t, "speaker", "volume_percent", &mut c.volume_percent);
+    r.field(
+        t,
+        "speaker",
+        "volume_step_percent",
+        &mut c.volume_step_percent,
+    );
 }
 
 fn read_display(r: &mut Reader, t: &DeTable, c: &mut DisplayConfig) {

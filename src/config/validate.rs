@@ -24,6 +24,7 @@ pub(super) fn validate(c: &Config, spans: &Spans) -> Vec<Diagnostic> {
     v.rooms_and_calls(c);
     v.ice(c);
     v.media(c);
+    v.volume(c);
     v.gpio(c);
     v.control(c);
     v.out
@@ -256,6 +257,22 @@ impl Validator<'_> {
             if device.trim().is_empty() {
                 self.error(key, "must name an ALSA device, such as \"default\"");
             }
+        }
+    }
+
+    fn volume(&mut self, c: &Config) {
+        let s = &c.speaker;
+        if s.volume_percent > 100 {
+            self.error("speaker.volume_percent", "must be from 0 to 100");
+        }
+        if !(1..=50).contains(&s.volume_step_percent) {
+            self.error("speaker.volume_step_percent", "must be from 1 to 50");
+        }
+        if s.mixer.trim().is_empty() {
+            self.error(
+                "speaker.mixer",
+                "must name a mixer control, such as \"PCM\", or be \"auto\"",
+            );
         }
     }
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::buttons::Button;
+use super::panel::VolumeChange;
 use super::status::Status;
 
 /// The longest request line the socket reads; anything longer is refused.
@@ -16,9 +18,27 @@ pub enum CtlRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
     },
+    /// Join the room's call (in `room`, or any served room), ending a hang-up or
+    /// do-not-disturb.
+    Join {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
     Mute,
     Unmute,
     ToggleMute,
+    /// Change the speaker volume, or (without a change) say what it is.
+    Volume {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change: Option<VolumeChange>,
+    },
+    /// Press a button as its GPIO backend would report it: down, then up after a short or a
+    /// long press.
+    Press {
+        button: Button,
+        #[serde(default)]
+        long: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -109,6 +109,10 @@ pub enum MediaEvent {
     /// The microphone really is silenced (or live again): a buffer has passed since.
     MicMuted(bool),
     CameraOff(bool),
+    /// The engine could not start (no usable encoder, a broken pipeline): no call can be set up.
+    Unavailable {
+        reason: String,
+    },
     /// The camera failed; the peers see a "camera unavailable" picture instead.
     CameraUnavailable {
         reason: String,

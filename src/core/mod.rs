@@ -4,13 +4,16 @@
 //! anything, so a test can drive a whole scenario in microseconds on a clock it controls.
 
 mod backoff;
+mod buttons;
 pub mod calls;
 pub mod ctl;
 pub mod events;
 pub mod ice;
+pub mod leds;
 pub mod media;
 pub mod membership;
 pub mod own_call;
+pub mod panel;
 pub mod peer_call;
 mod policy;
 pub mod reorder;
@@ -29,9 +32,12 @@ use matrix_sdk::ruma::{OwnedRoomId, OwnedRoomOrAliasId, OwnedUserId};
 use serde_json::Value;
 
 pub use backoff::Backoff;
+pub use buttons::{Button, ButtonEdge};
 pub use ctl::{CtlReply, CtlRequest};
 pub use events::{Invite, StateEvent, TimelineEvent};
+pub use leds::{Led, Pattern};
 pub use own_call::Identity;
+pub use panel::{PanelSettings, VolumeChange};
 pub use rooms::RoomSettings;
 pub use session::Phase;
 pub use status::Status;
@@ -73,6 +79,8 @@ pub enum Input {
     },
     /// Something the media engine reports.
     Media(media::MediaEvent),
+    /// A button's level changed (from the GPIO backend, or `roomd ctl press`).
+    Button(ButtonEdge),
     /// The result of a [`MatrixCommand::FetchTurnServers`].
     TurnServers(Result<ice::TurnServers, MatrixFailure>),
     /// A control-socket request; answered with [`Output::Reply`] carrying the same `id`.
@@ -111,6 +119,13 @@ pub enum Output {
     Matrix(MatrixCommand),
     Media(media::MediaCommand),
     Notify(Notify),
+    /// Light an LED or put it out.
+    Led {
+        led: Led,
+        on: bool,
+    },
+    /// Set the speaker's volume (percent) and remember it across restarts.
+    SetVolume(u8),
     Reply {
         id: u64,
         reply: CtlReply,
@@ -208,6 +223,7 @@ pub struct Settings {
     pub watchdog_timeout: Option<Duration>,
     /// STUN and TURN servers from the config.
     pub ice: ice::IceSettings,
+    pub panel: PanelSettings,
 }
 
 #[derive(Debug)]
@@ -219,6 +235,11 @@ pub struct Core {
     signals: VecDeque<Signal>,
     /// What we last asked the microphone to be.
     mic_muted: bool,
+    /// What the media engine last confirmed the microphone is (the muted LED shows this).
+    mic_confirmed_muted: bool,
+    /// Why the media engine is not available, when it is not.
+    media_unavailable: Option<String>,
+    panel: panel::Panel,
     ice: ice::Ice,
     watchdog: Option<watchdog::Watchdog>,
     outputs: Outputs,
@@ -232,6 +253,8 @@ pub struct Core {
 
 impl Core {
     pub fn new(now: Now, settings: Settings) -> Self {
+        let mut outputs = VecDeque::new();
+        let panel = panel::Panel::new(now.mono, settings.panel, &mut outputs);
         let mut core = Core {
             identity: settings.identity.clone(),
             session: session::Session::new(),
@@ -239,17 +262,21 @@ impl Core {
             calls: calls::Calls::new(settings.identity),
             signals: VecDeque::new(),
             mic_muted: false,
+            mic_confirmed_muted: false,
+            media_unavailable: None,
+            panel,
             ice: ice::Ice::new(settings.ice),
             watchdog: settings
                 .watchdog_timeout
                 .map(|t| watchdog::Watchdog::new(now.mono, t)),
-            outputs: VecDeque::new(),
+            outputs,
             request_ids: 0,
             shutting_down: None,
             exited: false,
             last_now: now,
         };
         core.session.start(now.mono, &mut core.outputs);
+        core.show_panel(now);
         core
     }
 
@@ -279,6 +306,11 @@ impl Core {
                 });
             }
             Input::Media(event) => self.on_media(now, event),
+            Input::Button(edge) => {
+                if self.shutting_down.is_none() {
+                    self.panel.on_edge(edge);
+                }
+            }
             Input::TurnServers(result) => self.ice.on_answer(now.mono, result),
             Input::Invite(invite) => {
                 if self.shutting_down.is_none() {
@@ -336,7 +368,14 @@ impl Core {
                 self.calls.on_connection_state(now, &peer, state, out)
             }
             E::RemoteMedia { peer, kind } => log::info!("media: first {kind:?} from {peer}"),
-            E::MicMuted(muted) => self.calls.set_ours(Some(muted), None, out),
+            E::MicMuted(muted) => {
+                self.mic_confirmed_muted = muted;
+                self.calls.set_ours(Some(muted), None, out)
+            }
+            E::Unavailable { reason } => {
+                log::error!("media unavailable: {reason}");
+                self.media_unavailable = Some(reason);
+            }
             E::CameraOff(off) => self.calls.set_ours(None, Some(off), out),
             E::CameraUnavailable { reason } => log::warn!("media: camera unavailable: {reason}"),
             E::Error { element, cause } => log::warn!("media: {element}: {cause}"),
@@ -356,6 +395,7 @@ impl Core {
     /// Call signalling from the last sync, now that its room state is applied.
     fn handle_signals(&mut self, now: Now) {
         let busy = self.calls.any_call_on();
+        let do_not_disturb = self.panel.do_not_disturb_left(now.mono).is_some();
         while let Some(signal) = self.signals.pop_front() {
             let out = &mut self.outputs;
             match signal {
@@ -375,7 +415,15 @@ impl Core {
                         &ev.event_type,
                         &ev.content,
                         ev.origin_server_ts,
-                        || rooms.direct_admission(&ev.room_id, &ev.sender, busy),
+                        || match rooms.direct_admission(&ev.room_id, &ev.sender, busy) {
+                            calls::DirectAdmission::Answer if do_not_disturb => {
+                                calls::DirectAdmission::Refuse(
+                                    "do not disturb (the hang-up button was held)",
+                                    voip::HangupReason::UserBusy,
+                                )
+                            }
+                            admission => admission,
+                        },
                         out,
                     )
                 }
@@ -403,17 +451,30 @@ impl Core {
                 self.exited = true;
                 out.push_back(Output::Exit);
             }
+            self.show_panel(now);
             return;
+        }
+        for action in self.panel.actions(now.mono) {
+            self.perform(now, action);
+        }
+        if self.panel.expire(now.mono) {
+            log::info!("do-not-disturb is over");
         }
         self.session.on_tick(now.mono, &mut self.outputs);
         let logged_in = self.session.logged_in();
         self.ice.step(now.mono, logged_in, &mut self.outputs);
-        let direct = self.calls.direct_call_on();
+        let stay_out = if self.panel.do_not_disturb_left(now.mono).is_some() {
+            Some("do not disturb (the hang-up button was held)")
+        } else if self.calls.direct_call_on() {
+            Some("in a 1:1 call")
+        } else {
+            None
+        };
         let in_service = self.session.in_service();
         self.rooms.step(
             now,
             in_service,
-            direct,
+            stay_out,
             &mut self.request_ids,
             &mut self.outputs,
         );
@@ -436,22 +497,96 @@ impl Core {
                 .then_some("the Matrix sync loop");
             w.on_tick(now.mono, stalled, &mut self.outputs);
         }
+        self.show_panel(now);
+    }
+
+    /// Carries out what a button press asks for.
+    fn perform(&mut self, now: Now, action: panel::Action) {
+        use panel::Action as A;
+        match action {
+            A::ToggleMute => {
+                self.set_mic_muted(!self.mic_muted);
+            }
+            A::HangUp => match self.hang_up(None) {
+                Ok(done) => log::info!("hang-up button: {done}"),
+                Err(why) => log::info!("hang-up button: {why}"),
+            },
+            A::DoNotDisturb => {
+                let how_long = self.panel.start_do_not_disturb(now.mono);
+                log::info!(
+                    "hang-up button held: not joining any call for {} min",
+                    how_long.as_secs() / 60
+                );
+            }
+            A::Join => match self.join(None) {
+                Ok(done) => log::info!("join button: {done}"),
+                Err(why) => log::info!("join button: {why}"),
+            },
+            A::VolumeUp | A::VolumeDown => {
+                let change = if action == A::VolumeUp {
+                    VolumeChange::Up
+                } else {
+                    VolumeChange::Down
+                };
+                let volume = self.panel.change_volume(change, &mut self.outputs);
+                log::info!("volume {volume}%");
+            }
+        }
+    }
+
+    fn hang_up(&mut self, room: Option<&str>) -> Result<String, String> {
+        let direct = self.calls.hang_up_direct(None, &mut self.outputs);
+        match self.rooms.hang_up(room) {
+            Ok(message) => Ok(message),
+            Err(_) if direct > 0 => Ok("hung up the 1:1 call".to_owned()),
+            Err(why) => Err(why),
+        }
+    }
+
+    /// Joins the call in `room` (or any served room), lifting a hang-up or do-not-disturb.
+    fn join(&mut self, room: Option<&str>) -> Result<String, String> {
+        if self.panel.end_do_not_disturb() {
+            log::info!("do-not-disturb ended by a join");
+        }
+        self.rooms.join(room, self.last_now)
+    }
+
+    /// What the LEDs show now.
+    fn show_panel(&mut self, now: Now) {
+        let view = panel::View {
+            stopping: self.shutting_down.is_some(),
+            in_service: self.session.in_service(),
+            error: self.session.login_refused() || self.media_unavailable.is_some(),
+            in_call: self.rooms.in_call() || self.calls.direct_call_on(),
+            call_waiting: self.rooms.call_waiting(now),
+            mic_muted: self.mic_confirmed_muted,
+        };
+        self.panel.show(now.mono, &view, &mut self.outputs);
     }
 
     fn ctl(&mut self, now: Now, request: CtlRequest) -> CtlReply {
         match request {
             CtlRequest::Status => CtlReply::status(self.status(now)),
-            CtlRequest::Hangup { room } => {
-                let direct = self.calls.hang_up_direct(None, &mut self.outputs);
-                match self.rooms.hang_up(room.as_deref()) {
-                    Ok(message) => CtlReply::done(message),
-                    Err(_) if direct > 0 => CtlReply::done("hung up the 1:1 call"),
-                    Err(why) => CtlReply::error(why),
-                }
-            }
+            CtlRequest::Hangup { room } => match self.hang_up(room.as_deref()) {
+                Ok(done) => CtlReply::done(done),
+                Err(why) => CtlReply::error(why),
+            },
+            CtlRequest::Join { room } => match self.join(room.as_deref()) {
+                Ok(done) => CtlReply::done(done),
+                Err(why) => CtlReply::error(why),
+            },
             CtlRequest::Mute => self.set_mic_muted(true),
             CtlRequest::Unmute => self.set_mic_muted(false),
             CtlRequest::ToggleMute => self.set_mic_muted(!self.mic_muted),
+            CtlRequest::Volume { change } => {
+                let volume = match change {
+                    Some(change) => self.panel.change_volume(change, &mut self.outputs),
+                    None => self.panel.volume(),
+                };
+                CtlReply::done(format!("volume {volume}%"))
+            }
+            // The daemon hands presses to the button backend; they come back as edges.
+            CtlRequest::Press { .. } => CtlReply::error("no button backend to press with"),
         }
     }
 
@@ -471,6 +606,18 @@ impl Core {
             rooms: self.rooms.status(now),
             peer_calls: self.calls.summary(),
             mic_muted: self.mic_muted,
+            panel: status::PanelStatus {
+                leds: Led::ALL
+                    .iter()
+                    .map(|&led| (led, self.panel.pattern(led)))
+                    .collect(),
+                mic_muted_confirmed: self.mic_confirmed_muted,
+                volume: self.panel.volume(),
+                do_not_disturb_s: self
+                    .panel
+                    .do_not_disturb_left(now.mono)
+                    .map(|left| left.as_secs()),
+            },
             ice: self.ice.status(now.mono),
             media: None,
         }
@@ -496,6 +643,7 @@ impl Core {
         }
         let watchdog = self.watchdog.as_ref().map(|w| w.next_wakeup());
         [
+            self.panel.next_wakeup(),
             self.session.next_wakeup(),
             watchdog,
             self.rooms

@@ -63,13 +63,24 @@ pub fn hang_up_lapsed(room: &RoomState, h: &HungUp, me: &Me, now_ms: u64) -> boo
     over || room.latest_ring(me.user_id) > h.ring_seen
 }
 
-/// Whether to join the conference held by `focus` (joined to the room).
+/// Whether the room has a call we could join with someone else in it (not the hung-up one).
+pub fn waiting_call(room: &RoomState, me: &Me, hung_up: Option<&HungUp>, now_ms: u64) -> bool {
+    room.calls(now_ms).iter().any(|(call, members)| {
+        joinable(room, call)
+            && members.iter().any(|m| !me.is(m))
+            && hung_up.is_none_or(|h| &h.call != call)
+    })
+}
+
+/// Whether to join the conference held by `focus` (joined to the room). `asked`: someone
+/// pressed join, which stands in for a ring.
 pub fn decide_focus(
     room: &RoomState,
     policy: JoinPolicy,
     me: &Me,
     focus: &UserId,
     hung_up: Option<&HungUp>,
+    asked: bool,
     now_ms: u64,
 ) -> Decision {
     let call = CallId::Focus {
@@ -87,7 +98,7 @@ pub fn decide_focus(
             why: "hung up; waiting for the conference to end or a ring",
         };
     }
-    if policy == JoinPolicy::WhenRung && !room.rung(me.user_id, now_ms) {
+    if policy == JoinPolicy::WhenRung && !asked && !room.rung(me.user_id, now_ms) {
         return Decision {
             call: None,
             why: "the conference focus is here; the join policy waits for a ring",
@@ -99,12 +110,14 @@ pub fn decide_focus(
     }
 }
 
+/// Which call to be in. `asked`: someone pressed join, which stands in for a ring.
 pub fn decide(
     room: &RoomState,
     policy: JoinPolicy,
     me: &Me,
     current: Option<&CallId>,
     hung_up: Option<&HungUp>,
+    asked: bool,
     now_ms: u64,
 ) -> Decision {
     if policy == JoinPolicy::Never {
@@ -142,7 +155,7 @@ pub fn decide(
         };
         return Decision { call: None, why };
     };
-    if policy == JoinPolicy::WhenRung && !room.rung(me.user_id, now_ms) {
+    if policy == JoinPolicy::WhenRung && !asked && !room.rung(me.user_id, now_ms) {
         return Decision {
             call: None,
             why: "a call is on; the join policy waits for a ring",

@@ -48,6 +48,8 @@ struct ServedRoom {
     join_backoff: Backoff,
     own_call: Option<OwnCall>,
     hung_up: Option<HungUp>,
+    /// Someone in the room pressed join (or an admin asked): join as if rung.
+    asked_to_join: bool,
     decision: Option<Decision>,
     /// The conference focus to be in a 1:1 call with, when the room's call is held by one.
     focus: Option<OwnedUserId>,
@@ -81,6 +83,7 @@ impl Rooms {
                 join_backoff: Backoff::new(Duration::from_secs(10), Duration::from_secs(600)),
                 own_call: None,
                 hung_up: None,
+                asked_to_join: false,
                 decision: None,
                 focus: None,
             })
@@ -327,7 +330,83 @@ impl Rooms {
             served.configured
         );
         served.hung_up = Some(HungUp { call, ring_seen });
+        served.asked_to_join = false;
         Ok(format!("hung up in {}", served.configured))
+    }
+
+    /// Joins the call in `room` (or in the first served room with one), lifting a hang-up
+    /// and the join policy's wait for a ring. Returns what will happen, or why nothing can.
+    pub fn join(&mut self, room: Option<&str>, now: Now) -> Result<String, String> {
+        if self.settings.join == JoinPolicy::Never {
+            return Err("the join policy (calls.join) is never".to_owned());
+        }
+        if self.served.iter().any(|r| r.focus.is_some()) {
+            return Err("already in the conference".to_owned());
+        }
+        let me = Me {
+            user_id: &self.me.user_id,
+            device_id: self.me.device_id.as_str(),
+        };
+        let focus = self.settings.conference_focus.as_ref();
+        let mut named = false;
+        for served in &mut self.served {
+            let matches = room.is_none_or(|name| {
+                served.configured.as_str() == name
+                    || served.room_id.as_ref().is_some_and(|id| id == name)
+            });
+            named |= matches;
+            let Some(state) = served.room_id.as_ref().and_then(|id| self.states.get(id)) else {
+                continue;
+            };
+            if !matches || served.own != OwnMembership::Joined {
+                continue;
+            }
+            if served
+                .own_call
+                .as_ref()
+                .is_some_and(|c| c.current().is_some())
+            {
+                return Err(format!("already in the call in {}", served.configured));
+            }
+            let focus_here = focus.is_some_and(|f| state.is_joined(f));
+            if focus_here || policy::waiting_call(state, &me, None, now.unix_ms) {
+                served.hung_up = None;
+                served.asked_to_join = true;
+                return Ok(format!("joining the call in {}", served.configured));
+            }
+        }
+        match room {
+            Some(name) if !named => Err(format!("{name} is not a served room")),
+            _ => Err("no call to join".to_owned()),
+        }
+    }
+
+    /// Whether we are in (or joining) a room's call.
+    pub fn in_call(&self) -> bool {
+        self.served.iter().any(|r| {
+            r.focus.is_some()
+                || r.own_call
+                    .as_ref()
+                    .is_some_and(|c| matches!(c.phase(), CallPhase::Joining(_) | CallPhase::In(_)))
+        })
+    }
+
+    /// Whether a served room has a call we are not in that we could join, or rang us.
+    pub fn call_waiting(&self, now: Now) -> bool {
+        let me = Me {
+            user_id: &self.me.user_id,
+            device_id: self.me.device_id.as_str(),
+        };
+        self.served.iter().any(|r| {
+            let Some(state) = r.room_id.as_ref().and_then(|id| self.states.get(id)) else {
+                return false;
+            };
+            r.own == OwnMembership::Joined
+                && r.focus.is_none()
+                && r.own_call.as_ref().is_none_or(|c| c.current().is_none())
+                && (policy::waiting_call(state, &me, r.hung_up.as_ref(), now.unix_ms)
+                    || state.rung(&self.me.user_id, now.unix_ms))
+        })
     }
 
     /// Acts on everything that has changed: joins served rooms, decides each room's call and
@@ -336,7 +415,7 @@ impl Rooms {
         &mut self,
         now: Now,
         in_service: bool,
-        direct_call_on: bool,
+        stay_out: Option<&'static str>,
         ids: &mut u64,
         out: &mut Outputs,
     ) {
@@ -399,8 +478,15 @@ impl Rooms {
                         &me,
                         focus,
                         room.hung_up.as_ref(),
+                        room.asked_to_join,
                         now.unix_ms,
                     )
+                };
+                let decision = match stay_out {
+                    Some(why) if decision.call.is_some() && room.focus.is_none() => {
+                        Decision { call: None, why }
+                    }
+                    _ => decision,
                 };
                 room.focus = decision.call.is_some().then(|| focus.clone());
                 if room.focus.is_some() {
@@ -415,19 +501,23 @@ impl Rooms {
             }
             room.focus = None;
             let current = own_call.current().cloned();
+            if room.asked_to_join && !policy::waiting_call(state, &me, None, now.unix_ms) {
+                // The call asked for is over; the next one waits for the policy again.
+                room.asked_to_join = false;
+            }
             let mut decision = policy::decide(
                 state,
                 self.settings.join,
                 &me,
                 current.as_ref(),
                 room.hung_up.as_ref(),
+                room.asked_to_join,
                 now.unix_ms,
             );
-            if decision.call.is_some() && direct_call_on {
-                decision = Decision {
-                    call: None,
-                    why: "in a 1:1 call",
-                };
+            if let Some(why) = stay_out
+                && decision.call.is_some()
+            {
+                decision = Decision { call: None, why };
             }
             if decision.call.is_some() && busy.is_some_and(|b| b != i) {
                 decision = Decision {

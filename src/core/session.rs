@@ -25,10 +25,12 @@ pub struct Session {
     phase: Phase,
     login_backoff: Backoff,
     sync_backoff: Backoff,
-    ready_sent: bool,
+    first_sync_done: bool,
     /// When the I/O layer must next report, or the session is stalled.
     report_due: Option<Instant>,
     last_failure: Option<String>,
+    /// The homeserver refused our credentials last time (not just unreachable).
+    refused: bool,
     /// The next login must not reuse the saved session (the homeserver refused it).
     fresh_login: bool,
     /// The next sync must fetch the whole state (the first of this run or after a login).
@@ -41,9 +43,10 @@ impl Session {
             phase: Phase::NotStarted,
             login_backoff: Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
             sync_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
-            ready_sent: false,
+            first_sync_done: false,
             report_due: None,
             last_failure: None,
+            refused: false,
             fresh_login: false,
             full_state: true,
         }
@@ -54,12 +57,17 @@ impl Session {
     }
 
     pub fn in_service(&self) -> bool {
-        self.ready_sent && self.phase == Phase::Syncing
+        self.first_sync_done && self.phase == Phase::Syncing
     }
 
     /// Whether a login succeeded and its session is still accepted (a sync may be failing).
     pub fn logged_in(&self) -> bool {
         matches!(self.phase, Phase::Syncing | Phase::WaitingToSync { .. })
+    }
+
+    /// Whether the homeserver is refusing our login (a wrong password, a revoked token).
+    pub fn login_refused(&self) -> bool {
+        self.refused && !self.logged_in()
     }
 
     /// Whether the I/O layer has gone quiet for longer than any request may take.
@@ -78,14 +86,17 @@ impl Session {
             Phase::NotStarted => "starting".to_owned(),
             Phase::LoggingIn => format!("logging in{reason}"),
             Phase::WaitingToLogIn { .. } => format!("waiting to retry login{reason}"),
-            Phase::Syncing if self.ready_sent => "in service".to_owned(),
+            Phase::Syncing if self.first_sync_done => "in service".to_owned(),
             Phase::Syncing => "first sync".to_owned(),
             Phase::WaitingToSync { .. } => format!("waiting to retry sync{reason}"),
         }
     }
 
+    /// Starts logging in. systemd hears READY now: the device is running, and a homeserver
+    /// that is down or slow must not hold up the boot; STATUS says when it is in service.
     pub fn start(&mut self, now: Instant, out: &mut Outputs) {
         if self.phase == Phase::NotStarted {
+            out.push_back(Output::Notify(Notify::Ready));
             self.log_in(now, out);
         }
     }
@@ -116,6 +127,7 @@ impl Session {
             Ok(()) => {
                 self.login_backoff.succeed();
                 self.last_failure = None;
+                self.refused = false;
                 self.fresh_login = false;
                 self.full_state = true;
                 log::info!("logged in; starting to sync");
@@ -145,10 +157,9 @@ impl Session {
                 let recovered = self.sync_backoff.failures() > 0;
                 self.sync_backoff.succeed();
                 self.last_failure = None;
-                if !self.ready_sent {
-                    self.ready_sent = true;
+                if !self.first_sync_done {
+                    self.first_sync_done = true;
                     log::info!("first sync done; in service");
-                    out.push_back(Output::Notify(Notify::Ready));
                     self.status(out);
                 } else if recovered {
                     log::info!("sync recovered");
@@ -192,6 +203,7 @@ impl Session {
             Phase::WaitingToSync { until }
         };
         self.report_due = None;
+        self.refused = failure.kind == FailureKind::Unauthorized;
         self.last_failure = Some(failure.message);
         self.status(out);
     }

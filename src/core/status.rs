@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use super::leds::{Led, Pattern};
 use super::membership::{CallId, Member, Shape};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,12 +20,29 @@ pub struct Status {
     /// Whether we asked for the microphone to be muted (the media section says if it is).
     #[serde(default)]
     pub mic_muted: bool,
+    /// The LEDs, the volume and do-not-disturb.
+    #[serde(default)]
+    pub panel: PanelStatus,
     /// The STUN and TURN servers new peer connections get.
     #[serde(default)]
     pub ice: IceStatus,
     /// The media engine's side, filled in by the daemon from the engine itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaStatus>,
+}
+
+/// The room's panel as people see it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PanelStatus {
+    /// What each LED shows.
+    pub leds: BTreeMap<Led, Pattern>,
+    /// What the media engine last confirmed of the microphone (what the muted LED shows).
+    pub mic_muted_confirmed: bool,
+    /// The speaker volume, percent.
+    pub volume: u8,
+    /// Seconds of do-not-disturb left, when it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub do_not_disturb_s: Option<u64>,
 }
 
 /// The ICE servers in use, without credentials.
@@ -155,6 +175,21 @@ impl Status {
                 ));
             }
         }
+        let leds: Vec<String> = self
+            .panel
+            .leds
+            .iter()
+            .map(|(led, pattern)| format!("{} {}", led.name(), pattern.name()))
+            .collect();
+        out.push_str(&format!(
+            "panel: volume {}%{}; LEDs: {}\n",
+            self.panel.volume,
+            match self.panel.do_not_disturb_s {
+                Some(s) => format!("; do not disturb for {} min more", s.div_ceil(60)),
+                None => String::new(),
+            },
+            leds.join(", ")
+        ));
         out.push_str(&format!(
             "ice: {} (homeserver: {})\n",
             self.ice.servers(),

@@ -69,7 +69,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let mut shown = 0;
     let ready = loop {
         shown = echo_log(&roomd, shown);
-        if roomd.notifications().iter().any(|n| n == "READY=1") {
+        if roomd
+            .notifications()
+            .iter()
+            .any(|n| n == "STATUS=in service")
+        {
             break true;
         }
         if !roomd.running() || started.elapsed() > Duration::from_secs(120) {

@@ -4,6 +4,7 @@
 mod calls;
 mod hostile;
 mod ice;
+mod panel;
 mod peer_calls;
 mod session;
 mod wakeups;
@@ -43,8 +44,19 @@ pub fn settings(join: JoinPolicy, watchdog: Option<Duration>) -> Settings {
         },
         watchdog_timeout: watchdog,
         ice: Default::default(),
+        panel: PanelSettings {
+            debounce: DEBOUNCE,
+            long_press: LONG_PRESS,
+            do_not_disturb: Duration::from_secs(30 * 60),
+            volume: 70,
+            volume_step: 5,
+            leds_wired: false,
+        },
     }
 }
+
+pub const DEBOUNCE: Duration = Duration::from_millis(30);
+pub const LONG_PRESS: Duration = Duration::from_millis(1500);
 
 pub struct Harness {
     pub core: Core,
@@ -72,7 +84,11 @@ impl Harness {
 
     /// Logged in, first sync done, in the served room with `others` joined too.
     pub fn in_service(join: JoinPolicy, others: &[&str]) -> Self {
-        let (mut h, _) = Harness::new(settings(join, None));
+        Harness::in_service_with(settings(join, None), others)
+    }
+
+    pub fn in_service_with(settings: Settings, others: &[&str]) -> Self {
+        let (mut h, _) = Harness::new(settings);
         h.feed(Input::LoggedIn(Ok(())));
         h.member(ME, "join");
         for o in others {

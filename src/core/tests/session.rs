@@ -24,19 +24,30 @@ fn is_ping(o: &Output) -> bool {
     *o == Output::Notify(Notify::Watchdog)
 }
 
+fn is_in_service(o: &Output) -> bool {
+    *o == Output::Notify(Notify::Status("in service".to_owned()))
+}
+
 #[test]
-fn ready_only_after_login_and_the_first_sync() {
+fn ready_at_start_and_in_service_only_after_login_and_the_first_sync() {
     let (mut h, out) = Harness::new(settings(JoinPolicy::Auto, None));
     assert_eq!(count(&out, is_login), 1);
-    assert_eq!(count(&out, is_ready), 0);
+    assert_eq!(
+        count(&out, is_ready),
+        1,
+        "a slow homeserver must not hold up the boot"
+    );
+    assert_eq!(count(&out, is_in_service), 0);
 
     let out = h.feed(Input::LoggedIn(Ok(())));
     assert!(out.contains(&Output::Matrix(MatrixCommand::Sync { full_state: true })));
-    assert_eq!(count(&out, is_ready), 0);
+    assert_eq!(count(&out, is_in_service), 0);
     assert!(!h.core.in_service());
+    assert_eq!(h.core.describe(), "first sync");
 
     let out = h.feed(Input::Synced(Ok(())));
-    assert_eq!(count(&out, is_ready), 1);
+    assert_eq!(count(&out, is_in_service), 1);
+    assert_eq!(count(&out, is_ready), 0);
     assert!(
         out.contains(&Output::Matrix(MatrixCommand::Sync { full_state: false })),
         "the next sync starts at once and is incremental"
