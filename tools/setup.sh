@@ -33,6 +33,15 @@ if ! "$venv/bin/python" -c "import synapse, sys; sys.exit(not synapse.__version_
   "$venv/bin/pip" install -q --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION"
 fi
 
+# oelint-adv, the bitbake recipe linter tests/yocto_layer.rs runs over yocto/meta-roomd.
+OELINT_VERSION=9.11.2
+lint=.testenv/oelint
+if ! "$lint/bin/oelint-adv" --version 2>/dev/null | grep -qx "oelint-adv $OELINT_VERSION"; then
+  echo "setup: installing oelint-adv $OELINT_VERSION into $lint"
+  python3 -m venv "$lint"
+  "$lint/bin/pip" install -q --disable-pip-version-check "oelint-adv==$OELINT_VERSION"
+fi
+
 # The browser visitor (testbed/browser): matrix-js-sdk and playwright-core from package-lock.json,
 # and the page bundle. Node.js 20 or later is needed (playwright-core); matrix-js-sdk asks for 22
 # in its engines, but only its browser bundle is used here, so that is not enforced.
@@ -53,4 +62,4 @@ if [ ! -s "$bundle" ] || [ "$browser/page.js" -nt "$bundle" ] || [ "$browser/pac
   echo "setup: building $bundle"
   (cd "$browser" && npm run --silent build)
 fi
-echo "setup: ready (Synapse $SYNAPSE_VERSION in $venv, browser visitor in $browser)"
+echo "setup: ready (Synapse $SYNAPSE_VERSION in $venv, oelint-adv in $lint, browser visitor in $browser)"
