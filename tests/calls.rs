@@ -7,200 +7,18 @@
 use std::time::{Duration, Instant};
 
 use matrix_sdk::ruma::OwnedRoomId;
-use roomd_testbed::browser::{Browser, PeerMedia};
-use roomd_testbed::{Roomd, RoomdConfig, Synapse, Visitor};
+use roomd_testbed::meeting::{Meeting, check_spec, from_roomd};
 use serde_json::Value;
 
 const ROOMD: &str = env!("CARGO_BIN_EXE_roomd");
-const PASSWORD: &str = "room-password";
-const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
 
 /// Browser tests are heavy (Chromium, x264 at 720p): one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A served room with roomd in it, and the people who may visit it.
-struct Meeting {
-    synapse: Synapse,
-    host: Visitor,
-    room_id: OwnedRoomId,
-    config: RoomdConfig,
-    roomd: Roomd,
-    _dir: tempfile::TempDir,
-}
-
-impl Meeting {
-    /// `visitors`: the localparts that will come in browsers, invited up front.
-    async fn start(visitors: &[&str]) -> Meeting {
-        Meeting::start_with(visitors, |_| {}).await
-    }
-
-    async fn start_with(visitors: &[&str], adjust: impl FnOnce(&mut RoomdConfig)) -> Meeting {
-        let synapse = Synapse::start().unwrap();
-        synapse.register("room", PASSWORD).await.unwrap();
-        for v in visitors {
-            synapse.register(v, &format!("{v}-password")).await.unwrap();
-        }
-        let host = Visitor::new(&synapse, "host", "HOSTDEV").await.unwrap();
-        let config = RoomdConfig::new(&synapse, "room", PASSWORD);
-        let mut invite: Vec<String> = visitors.iter().map(|v| format!("@{v}:localhost")).collect();
-        invite.push(config.user_id());
-        let invite: Vec<&str> = invite.iter().map(String::as_str).collect();
-        let room_id = host.create_call_room("Meeting", &invite).await.unwrap();
-        let mut config = config;
-        config.rooms = vec![room_id.to_string()];
-        adjust(&mut config);
-        let dir = tempfile::tempdir().unwrap();
-        let mut roomd = Roomd::spawn(ROOMD.as_ref(), &config, dir.path(), &["-v"], &[]).unwrap();
-        assert!(
-            roomd.wait_for_notification("STATUS=in service", Duration::from_secs(60)),
-            "roomd never got ready:\n{}",
-            roomd.log()
-        );
-        let meeting = Meeting {
-            synapse,
-            host,
-            room_id,
-            config,
-            roomd,
-            _dir: dir,
-        };
-        meeting
-            .wait_for_status(Duration::from_secs(20), |s| s["rooms"][0]["joined"] == true)
-            .unwrap_or_else(|| panic!("roomd did not join its room:\n{}", meeting.log()));
-        meeting
-    }
-
-    /// A browser logged in as `localpart` and joined to the room.
-    async fn visitor(&self, localpart: &str) -> Browser {
-        let browser = Browser::start(localpart).await.unwrap();
-        browser
-            .login(
-                &self.synapse.url(),
-                localpart,
-                &format!("{localpart}-password"),
-                &format!("{}DEV", localpart.to_uppercase()),
-            )
-            .await
-            .unwrap();
-        browser.join_room(self.room_id.as_str()).await.unwrap();
-        browser
-    }
-
-    fn log(&self) -> String {
-        self.roomd.log()
-    }
-
-    fn status(&self) -> Value {
-        self.roomd.status().unwrap_or(Value::Null)
-    }
-
-    fn wait_for_status(&self, limit: Duration, done: impl Fn(&Value) -> bool) -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(status) = self.roomd.status()
-                && done(&status)
-            {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    fn seat(&self) -> String {
-        self.status()["rooms"][0]["state"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
-    }
-
-    fn ctl(&self, args: &[&str]) {
-        let out = self.roomd.ctl(args);
-        assert!(
-            out.status.success(),
-            "roomd ctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    async fn our_membership(&self) -> Option<Value> {
-        self.host
-            .state(&self.room_id, CALL_MEMBER, &self.config.user_id())
-            .await
-            .unwrap()
-    }
-
-    /// roomd's counters of what it decoded from each peer, over `window`: (peer, video fps,
-    /// audio buffers).
-    fn roomd_receives(&self, window: Duration) -> Vec<(String, f64, u64)> {
-        let count = |s: &Value| -> Vec<(String, u64, u64)> {
-            s["media"]["peers"]
-                .as_array()
-                .map(|ps| {
-                    ps.iter()
-                        .map(|p| {
-                            (
-                                p["peer"].as_str().unwrap_or("").to_owned(),
-                                p["video_frames_received"].as_u64().unwrap_or(0),
-                                p["audio_buffers_received"].as_u64().unwrap_or(0),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let before = count(&self.status());
-        std::thread::sleep(window);
-        let after = count(&self.status());
-        after
-            .into_iter()
-            .map(|(peer, v, a)| {
-                let (v0, a0) = before
-                    .iter()
-                    .find(|b| b.0 == peer)
-                    .map_or((0, 0), |b| (b.1, b.2));
-                (
-                    peer,
-                    (v - v0) as f64 / window.as_secs_f64(),
-                    a.saturating_sub(a0),
-                )
-            })
-            .collect()
-    }
-}
-
-fn from_roomd<'a>(measured: &'a [PeerMedia], room_user: &str) -> &'a PeerMedia {
-    measured
-        .iter()
-        .find(|m| m.user_id.as_deref() == Some(room_user))
-        .unwrap_or_else(|| panic!("the browser has no call with roomd: {measured:?}"))
-}
-
-/// Everything the browser received from roomd meets the Matrix spec's schemas.
-async fn check_spec(browser: &Browser, room_user: &str) -> usize {
-    let events = browser.call_events(0).await.unwrap();
-    let mut checked = 0;
-    for e in events {
-        let received = e["dir"] == "in";
-        let from_roomd = e["sender"] == room_user;
-        let (Some(event_type), Some(content)) = (e["type"].as_str(), e.get("content")) else {
-            continue;
-        };
-        if !received || !from_roomd || !event_type.starts_with("m.call.") {
-            continue;
-        }
-        if let Err(errors) = roomd_testbed::spec::validate_call_event(event_type, content) {
-            panic!("roomd sent a {event_type} that does not meet the spec: {errors:?}\n{content}");
-        }
-        checked += 1;
-    }
-    checked
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_starts_a_room_call_and_roomd_joins_with_picture_and_sound_both_ways() {
     let _serial = SERIAL.lock().await;
-    let meeting = Meeting::start(&["alice"]).await;
+    let meeting = Meeting::start(ROOMD.as_ref(), &["alice"]).await;
     let room_user = meeting.config.user_id();
     let alice = meeting.visitor("alice").await;
 
@@ -337,7 +155,7 @@ async fn a_visitor_starts_a_room_call_and_roomd_joins_with_picture_and_sound_bot
 async fn two_visitors_and_roomd_all_exchange_media_on_one_encoder() {
     let _serial = SERIAL.lock().await;
     // Alice sorts before the room's account and calls it; roomd calls Zed.
-    let meeting = Meeting::start(&["alice", "zed"]).await;
+    let meeting = Meeting::start(ROOMD.as_ref(), &["alice", "zed"]).await;
     let room_user = meeting.config.user_id();
     let alice = meeting.visitor("alice").await;
     let zed = meeting.visitor("zed").await;
@@ -397,7 +215,7 @@ async fn two_visitors_and_roomd_all_exchange_media_on_one_encoder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_to_one_call_is_answered_and_hung_up_from_either_side() {
     let _serial = SERIAL.lock().await;
-    let meeting = Meeting::start(&["alice"]).await;
+    let meeting = Meeting::start(ROOMD.as_ref(), &["alice"]).await;
     let room_user = meeting.config.user_id();
     let alice = meeting.visitor("alice").await;
 
@@ -451,7 +269,7 @@ async fn a_conference_focus_and_roomd_calling_each_other_at_once_keep_one_call()
     let _serial = SERIAL.lock().await;
     // The focus is a browser: it joins the room and calls roomd at once, while roomd, seeing
     // the focus arrive, calls it.
-    let meeting = Meeting::start_with(&["conf"], |c| {
+    let meeting = Meeting::start_with(ROOMD.as_ref(), &["conf"], |c| {
         c.conference_focus = Some("@conf:localhost".to_owned())
     })
     .await;
@@ -496,7 +314,7 @@ async fn a_conference_focus_and_roomd_calling_each_other_at_once_keep_one_call()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_signalling_from_a_visitor_is_dropped_and_the_call_goes_on() {
     let _serial = SERIAL.lock().await;
-    let meeting = Meeting::start(&["alice"]).await;
+    let meeting = Meeting::start(ROOMD.as_ref(), &["alice"]).await;
     let room_user = meeting.config.user_id();
     let alice = meeting.visitor("alice").await;
     let conf_id = alice

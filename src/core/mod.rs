@@ -369,6 +369,8 @@ impl Core {
             }
             E::RemoteMedia { peer, kind } => log::info!("media: first {kind:?} from {peer}"),
             E::MicMuted(muted) => {
+                let state = if muted { "silenced" } else { "live" };
+                log::info!("media: microphone {state} (confirmed)");
                 self.mic_confirmed_muted = muted;
                 self.calls.set_ours(Some(muted), None, out)
             }

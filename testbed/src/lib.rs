@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod demo;
+pub mod meeting;
 pub mod paths;
 pub mod roomd;
 pub mod spec;

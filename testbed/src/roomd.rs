@@ -151,6 +151,18 @@ impl Roomd {
         env: &[(&str, &str)],
     ) -> anyhow::Result<Roomd> {
         let config_path = config.write(dir)?;
+        Roomd::spawn_config(bin, &config_path, dir, args, env)
+    }
+
+    /// As [`Roomd::spawn`], on a config file already written (`roomd ctl` finds it only at
+    /// `dir/roomd.toml`).
+    pub fn spawn_config(
+        bin: &Path,
+        config_path: &Path,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Roomd> {
         let socket_path = dir.join("notify.sock");
         let _ = std::fs::remove_file(&socket_path);
         let socket = UnixDatagram::bind(&socket_path).context("binding the notify socket")?;
@@ -222,6 +234,11 @@ impl Roomd {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The roomd binary this runs.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     /// Everything roomd has written to stdout and stderr so far.
