@@ -171,7 +171,7 @@ impl Roomd {
         let mut command = Command::new(bin);
         command
             .arg("--config")
-            .arg(&config_path)
+            .arg(config_path)
             .args(args)
             .arg("run")
             .env("NOTIFY_SOCKET", &socket_path)
