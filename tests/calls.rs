@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use matrix_sdk::ruma::OwnedRoomId;
+use roomd_testbed::browser::Browser;
 use roomd_testbed::meeting::{Meeting, check_spec, from_roomd};
 use serde_json::Value;
 
