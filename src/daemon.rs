@@ -136,6 +136,11 @@ pub async fn run(
     let (edges, mut button_edges) = EdgeSender::channel();
     let mut panel = Panel::open(&config.buttons, &config.leds, edges.clone())?;
     let mut volume = Volume::open(&config.speaker, &config.matrix.state_dir);
+    let mut finger = press::Finger::new(
+        edges.clone(),
+        Duration::from_millis(config.buttons.debounce_ms.into()),
+        Duration::from_millis(config.buttons.long_press_ms.into()),
+    );
     let start_volume =
         Volume::remembered(&config.matrix.state_dir).unwrap_or(config.speaker.volume_percent);
 
@@ -239,13 +244,7 @@ pub async fn run(
             },
             Some(request) = ctl.recv() => {
                 if let CtlRequest::Press { button, long } = request.request {
-                    let b = &config.buttons;
-                    let hold = press::hold_time(
-                        long,
-                        Duration::from_millis(b.debounce_ms.into()),
-                        Duration::from_millis(b.long_press_ms.into()),
-                    );
-                    press::press(&edges, button, hold);
+                    let hold = finger.press(button, long, std::time::Instant::now());
                     let how = if long { "long-pressed" } else { "pressed" };
                     let _ = request.reply.send(CtlReply::done(format!(
                         "{how} {button} (held {} ms)",
