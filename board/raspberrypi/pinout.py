@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Draws board/raspberrypi/pinout.svg: the Raspberry Pi 40-pin header with roomd's pins.
+
+    python3 board/raspberrypi/pinout.py            # from src/config/default.toml
+    python3 board/raspberrypi/pinout.py -c my.toml -o my-pinout.svg
+
+Python 3.11+ standard library only (tomllib). The buttons and LEDs come from the config's
+[buttons.pins] and [leds.pins]; rerun this after changing the default pins, and commit the SVG
+with it (tests/board_docs.rs checks that the SVG matches the default config).
+"""
+
+import argparse
+import pathlib
+import sys
+import tomllib
+from xml.sax.saxutils import escape
+
+HERE = pathlib.Path(__file__).resolve().parent
+DEFAULT_CONFIG = HERE.parent.parent / "src" / "config" / "default.toml"
+DEFAULT_OUT = HERE / "pinout.svg"
+
+# Physical pin -> BCM GPIO number, or the power/ground name. Same on every 40-pin Pi.
+HEADER = {
+    1: "3V3", 2: "5V", 3: 2, 4: "5V", 5: 3, 6: "GND", 7: 4, 8: 14, 9: "GND", 10: 15,
+    11: 17, 12: 18, 13: 27, 14: "GND", 15: 22, 16: 23, 17: "3V3", 18: 24, 19: 10, 20: "GND",
+    21: 9, 22: 25, 23: 11, 24: 8, 25: "GND", 26: 7, 27: 0, 28: 1, 29: 5, 30: "GND",
+    31: 6, 32: 12, 33: 13, 34: "GND", 35: 19, 36: 16, 37: 26, 38: 20, 39: "GND", 40: 21,
+}
+
+# GPIOs that roomd keeps off: bus -> {gpio: signal}. Same set as wiring.md and the test.
+RESERVED = {
+    "id": {0: "ID_SD", 1: "ID_SC"},
+    "i2c": {2: "SDA1", 3: "SCL1"},
+    "spi": {7: "CE1", 8: "CE0", 9: "MISO", 10: "MOSI", 11: "SCLK"},
+    "uart": {14: "TXD", 15: "RXD"},
+    "i2s": {18: "PCM_CLK", 19: "PCM_FS", 20: "PCM_DIN", 21: "PCM_DOUT"},
+}
+BUS_NAME = {"id": "HAT ID I2C0", "i2c": "I2C1", "spi": "SPI0", "uart": "UART", "i2s": "I2S"}
+
+# fill, text colour
+COLOURS = {
+    "button": ("#2e9e44", "#ffffff"),
+    "led": ("#ffbf00", "#000000"),
+    "3v3": ("#f08c2e", "#000000"),
+    "5v": ("#d62828", "#ffffff"),
+    "gnd": ("#000000", "#ffffff"),
+    "gpio": ("#d0d0d0", "#000000"),
+    "id": ("#c9a7ef", "#000000"),
+    "i2c": ("#8e44d9", "#ffffff"),
+    "spi": ("#2f6fdf", "#ffffff"),
+    "uart": ("#129a8f", "#ffffff"),
+    "i2s": ("#e0569b", "#ffffff"),
+}
+LEGEND = [
+    ("button", "roomd button (to GND)"),
+    ("led", "roomd LED (via resistor to GND)"),
+    ("gpio", "free GPIO"),
+    ("3v3", "3.3 V power"),
+    ("5v", "5 V power"),
+    ("gnd", "ground"),
+    ("id", "HAT ID EEPROM (I2C0) – keep off"),
+    ("i2c", "I2C1 – keep off"),
+    ("spi", "SPI0 – keep off"),
+    ("uart", "UART – keep off"),
+    ("i2s", "I2S audio – keep off"),
+]
+
+W, H = 1100, 1170
+CX = W // 2          # centre line of the header
+TOP = 150            # y of row 1
+ROW = 36             # row pitch
+PIN_DX = 22          # pin centre offset from CX
+R = 14               # pin radius
+NAME_DX = 64         # where the GPIO/power name starts, from CX
+PILL_IN, PILL_OUT = 140, 340  # pill extent, from CX
+
+
+def roomd_pins(config_path):
+    """GPIO -> (role, function) for the buttons and LEDs a config wires to the header."""
+    with open(DEFAULT_CONFIG, "rb") as f:
+        defaults = tomllib.load(f)
+    with open(config_path, "rb") as f:
+        config = tomllib.load(f)
+    pins = {}
+    for section, role in (("buttons", "button"), ("leds", "led")):
+        table = config.get(section, {})
+        if table.get("backend", "gpio") != "gpio":
+            continue
+        # A pins table lists exactly the wired ones; without one, roomd uses the defaults.
+        wired = table.get("pins", defaults[section]["pins"])
+        for function, gpio in wired.items():
+            if gpio in pins:
+                sys.exit(f"GPIO {gpio} is used twice ({pins[gpio][1]} and {function})")
+            pins[gpio] = (role, function)
+    return pins
+
+
+def pin_info(phys, roomd):
+    """(category, name, pill text or None, gpio or None, role, function)"""
+    what = HEADER[phys]
+    if isinstance(what, str):
+        return what.lower(), what, None, None, None, None
+    gpio = what
+    if gpio in roomd:
+        role, function = roomd[gpio]
+        label = f"{function} ({'button' if role == 'button' else 'LED'})"
+        return role, f"GPIO{gpio}", label, gpio, role, function
+    for bus, signals in RESERVED.items():
+        if gpio in signals:
+            return bus, f"GPIO{gpio}", f"{BUS_NAME[bus]} {signals[gpio]}", gpio, "reserved", None
+    return "gpio", f"GPIO{gpio}", None, gpio, None, None
+
+
+def text(x, y, s, size=14, anchor="start", weight="normal", fill="#000000", extra=""):
+    return (f'<text x="{x}" y="{y}" font-size="{size}" text-anchor="{anchor}" '
+            f'font-weight="{weight}" fill="{fill}"{extra}>{escape(s)}</text>')
+
+
+def draw(roomd, config_label):
+    out = []
+    add = out.append
+    add('<?xml version="1.0" encoding="UTF-8"?>')
+    add(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+        f'viewBox="0 0 {W} {H}" font-family="DejaVu Sans, Verdana, Arial, sans-serif">')
+    add("<!-- Generated by board/raspberrypi/pinout.py; edit that, not this file. -->")
+    add(f'<rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>')
+    add(text(CX, 42, "roomd on the Raspberry Pi 4 / 5 40-pin header (J8)", 26, "middle", "bold"))
+    add(text(CX, 70, f"Default pins from {config_label}. BCM GPIO numbers; "
+                     "physical pin numbers in the circles.", 15, "middle"))
+    add(text(CX, 92, "Board seen from above, header on the right-hand edge, USB/Ethernet "
+                     "ports pointing down: pin 1 (square pad) top left.", 15, "middle"))
+    add(text(CX - PIN_DX, TOP - 34, "odd", 13, "middle", fill="#555555"))
+    add(text(CX + PIN_DX, TOP - 34, "even", 13, "middle", fill="#555555"))
+
+    # The header block.
+    add(f'<rect x="{CX - 48}" y="{TOP - 26}" width="96" height="{19 * ROW + 52}" rx="8" '
+        f'fill="#3a3a3a" stroke="#111111" stroke-width="2"/>')
+
+    for phys in range(1, 41):
+        row = (phys - 1) // 2
+        left = phys % 2 == 1
+        y = TOP + row * ROW
+        px = CX - PIN_DX if left else CX + PIN_DX
+        sign = -1 if left else 1
+        cat, name, pill, gpio, role, function = pin_info(phys, roomd)
+        fill, ink = COLOURS[cat]
+        attrs = f'id="pin-{phys}" class="pin {cat}" data-pin="{phys}"'
+        if gpio is not None:
+            attrs += f' data-gpio="{gpio}"'
+        else:
+            attrs += f' data-power="{name}"'
+        if role:
+            attrs += f' data-role="{role}"'
+        if function:
+            attrs += f' data-function="{function}"'
+        add(f"<g {attrs}>")
+        stroke = "#ffffff" if cat == "gnd" else "#111111"
+        if phys == 1:
+            add(f'<rect x="{px - R}" y="{y - R}" width="{2 * R}" height="{2 * R}" rx="3" '
+                f'fill="{fill}" stroke="{stroke}" stroke-width="2"/>')
+        else:
+            add(f'<circle cx="{px}" cy="{y}" r="{R}" fill="{fill}" stroke="{stroke}" '
+                f'stroke-width="2"/>')
+        add(text(px, y + 5, str(phys), 13, "middle", "bold", ink))
+        nx = CX + sign * NAME_DX
+        add(text(nx, y + 5, name, 15, "end" if left else "start",
+                 "bold" if role in ("button", "led") else "normal"))
+        if pill:
+            x0 = CX - PILL_OUT if left else CX + PILL_IN
+            width = PILL_OUT - PILL_IN
+            ours = role in ("button", "led")
+            dash = "" if ours else ' stroke-dasharray="5 3"'
+            add(f'<rect x="{x0}" y="{y - 13}" width="{width}" height="26" rx="13" '
+                f'fill="{fill}" stroke="#111111" stroke-width="{2 if ours else 1}"{dash}/>')
+            add(text(x0 + width // 2, y + 5, pill, 14, "middle",
+                     "bold" if ours else "normal", ink))
+        add("</g>")
+
+    # Legend.
+    ly = TOP + 19 * ROW + 70
+    add(text(60, ly, "Legend", 18, weight="bold"))
+    per_col = 6
+    for i, (cat, label) in enumerate(LEGEND):
+        col, r = divmod(i, per_col)
+        x = 60 + col * 500
+        y = ly + 30 + r * 30
+        fill, _ = COLOURS[cat]
+        stroke = "#ffffff" if cat == "gnd" else "#111111"
+        add(f'<g class="legend {cat}"><circle cx="{x + 12}" cy="{y - 5}" r="11" fill="{fill}" '
+            f'stroke="#111111" stroke-width="2"/>')
+        if cat == "gnd":
+            add(f'<circle cx="{x + 12}" cy="{y - 5}" r="7" fill="none" stroke="{stroke}" '
+                f'stroke-width="1"/>')
+        add(text(x + 32, y, label, 15) + "</g>")
+    ny = ly + 30 + per_col * 30 + 10
+    add(text(60, ny, "Buttons: momentary push button between the pin and GND; the internal "
+                     "pull-up holds the pin high, a press pulls it low.", 14))
+    add(text(60, ny + 22, "LEDs: pin → 330 Ω resistor → LED anode, LED cathode → GND "
+                          "(about 4 mA for a red LED). Wiring table: wiring.md.", 14))
+    add("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-c", "--config", type=pathlib.Path, default=DEFAULT_CONFIG,
+                   help="roomd.toml to read [buttons.pins] and [leds.pins] from")
+    p.add_argument("-o", "--output", type=pathlib.Path, default=DEFAULT_OUT)
+    a = p.parse_args()
+    roomd = roomd_pins(a.config)
+    if a.config.resolve() == DEFAULT_CONFIG:
+        label = "src/config/default.toml"
+    else:
+        label = a.config.name
+    for gpio, (_, function) in sorted(roomd.items()):
+        if not any(HEADER[n] == gpio for n in HEADER):
+            sys.exit(f"{function}: GPIO {gpio} is not on the 40-pin header")
+        for bus, signals in RESERVED.items():
+            if gpio in signals:
+                print(f"warning: {function} is on GPIO {gpio}, reserved for {BUS_NAME[bus]}",
+                      file=sys.stderr)
+    a.output.write_text(draw(roomd, label), encoding="utf-8")
+    print(f"wrote {a.output}")
+
+
+if __name__ == "__main__":
+    main()
