@@ -279,6 +279,7 @@ fn settings() -> Settings {
             invite_from: vec![Principal::Server("friends.example".try_into().unwrap())],
             join: JoinPolicy::Auto,
             answer_direct_calls: true,
+            start_calls: true,
             direct_call_from: vec![Principal::Server("localhost".try_into().unwrap())],
             conference_focus: Some(FOCUS.try_into().unwrap()),
         },

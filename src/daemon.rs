@@ -55,6 +55,7 @@ fn settings(config: &Config, turn_password: Option<Secret>, volume: u8) -> Setti
             invite_from: config.rooms.invite_from.clone(),
             join: config.calls.join,
             answer_direct_calls: config.calls.answer_direct_calls,
+            start_calls: config.calls.join_button_starts_call,
             direct_call_from: config.calls.direct_call_from.clone(),
             conference_focus: config.calls.conference_focus.clone(),
         },

@@ -11,8 +11,12 @@ use roomd_testbed::meeting::{Meeting, from_roomd};
 
 const ROOMD: &str = env!("CARGO_BIN_EXE_roomd");
 
+/// Browser tests are heavy (Chromium, x264 at 720p): one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buttons_mute_hang_up_for_a_while_and_join_again() {
+    let _serial = SERIAL.lock().await;
     let meeting = Meeting::start(ROOMD.as_ref(), &["alice"]).await;
     let room_user = meeting.config.user_id();
     let alice = meeting.visitor("alice").await;
@@ -126,12 +130,13 @@ async fn buttons_mute_hang_up_for_a_while_and_join_again() {
 
     // The volume buttons: bounded, and remembered across a restart.
     meeting.ctl(&["volume", "95"]);
-    for _ in 0..3 {
-        meeting.ctl(&["press", "volume_up"]);
-    }
+    meeting.ctl(&["press", "volume_up"]);
     meeting
         .wait_for_status(Duration::from_secs(3), |s| s["panel"]["volume"] == 100)
         .expect("volume 100");
+    meeting.ctl(&["press", "volume_up"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(meeting.status()["panel"]["volume"], 100, "bounded");
     meeting.ctl(&["press", "volume_down"]);
     meeting
         .wait_for_status(Duration::from_secs(3), |s| s["panel"]["volume"] == 95)
@@ -268,4 +273,47 @@ fn ctl_rejects_unknown_buttons_and_volumes_before_sending() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_join_button_with_no_call_on_starts_one_that_a_visitor_joins() {
+    let _serial = SERIAL.lock().await;
+    let meeting = Meeting::start(ROOMD.as_ref(), &["alice"]).await;
+    let room_user = meeting.config.user_id();
+    let alice = meeting.visitor("alice").await;
+    meeting.ctl(&["press", "join"]);
+    meeting
+        .wait_for_status(Duration::from_secs(10), |s| {
+            s["rooms"][0]["state"] == "in_call"
+        })
+        .unwrap_or_else(|| panic!("roomd did not start a call:\n{}", meeting.log()));
+
+    // Alice's matrix-js-sdk sees the room's call and enters it, without making its own.
+    let call_id = alice
+        .join_existing_group_call(meeting.room_id.as_str(), Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+    assert!(call_id.starts_with("roomd-"), "{call_id}");
+    alice
+        .wait_for_feeds(Duration::from_secs(20), |f| {
+            f.iter()
+                .any(|f| f.user_id == room_user && f.video_tracks > 0)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (measured, received) = tokio::join!(alice.measure(Duration::from_secs(4)), async {
+        tokio::task::block_in_place(|| meeting.roomd_receives(Duration::from_secs(4)))
+    });
+    let m = from_roomd(&measured.unwrap(), &room_user).clone();
+    assert!(m.fps >= 15.0, "alice sees roomd at {} fps", m.fps);
+    assert!(
+        m.audio_level > 0.01,
+        "alice hears roomd at {}",
+        m.audio_level
+    );
+    assert!(
+        received.len() == 1 && received[0].1 >= 5.0,
+        "roomd decodes alice: {received:?}"
+    );
 }

@@ -139,6 +139,12 @@ fn read_calls(r: &mut Reader, t: &DeTable, c: &mut CallsConfig) {
     const P: &str = "calls";
     r.field(t, P, "join", &mut c.join);
     r.field(t, P, "answer_direct_calls", &mut c.answer_direct_calls);
+    r.field(
+        t,
+        P,
+        "join_button_starts_call",
+        &mut c.join_button_starts_call,
+    );
     r.list(t, P, "direct_call_from", &mut c.direct_call_from);
     r.field(
         t,

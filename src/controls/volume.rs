@@ -1,6 +1,7 @@
 //! The speaker volume: an ALSA mixer control turned by the volume buttons, and the level
 //! remembered in the state directory so a restart keeps it.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -160,6 +161,13 @@ impl Volume {
 
 /// Written whole or not at all: a power cut leaves the old level or the new one.
 fn save(path: &Path, percent: u8) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        // The state directory (systemd's StateDirectory=, mode 0700) before the first login.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, format!("{percent}\n"))?;
     std::fs::rename(&tmp, path)

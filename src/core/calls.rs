@@ -20,6 +20,20 @@ use super::{MatrixCommand, Now, Output, Outputs};
 const MAX_CALLS: usize = 16;
 /// Reorder buffers kept for call IDs we may not know yet.
 const MAX_REORDER_BUFFERS: usize = 64;
+/// Signalling addressed to our session that came before the sender's (or our own) call
+/// membership: to-device messages can overtake the sync that brings the state. Held this long,
+/// this many at most.
+const EARLY_SIGNAL_WAIT: Duration = Duration::from_secs(10);
+const MAX_EARLY_SIGNALS: usize = 32;
+
+/// A to-device message waiting for the membership that makes it count.
+#[derive(Debug)]
+struct EarlySignal {
+    until: Instant,
+    sender: OwnedUserId,
+    event_type: String,
+    content: serde_json::Value,
+}
 /// Ended call IDs remembered, so late messages for them are dropped quietly.
 const MAX_ENDED_REMEMBERED: usize = 256;
 /// A callee that does not pick up (or a call that drops) is called again this often, this many
@@ -115,6 +129,7 @@ pub struct Calls {
     retries: HashMap<MeshPeer, Retry>,
     /// Calls to conference foci, by room and focus.
     focus_retries: HashMap<(OwnedRoomId, OwnedUserId), Retry>,
+    early: VecDeque<EarlySignal>,
     next_call: u64,
 }
 
@@ -139,6 +154,7 @@ impl Calls {
             ended: VecDeque::new(),
             retries: HashMap::new(),
             focus_retries: HashMap::new(),
+            early: VecDeque::new(),
             next_call: 0,
         }
     }
@@ -256,6 +272,65 @@ impl Calls {
         }
         self.meshes = meshes;
         self.forget_ended();
+        self.release_early(now, out);
+    }
+
+    /// Feeds the early signalling whose membership has arrived; forgets what waited too long.
+    fn release_early(&mut self, now: Now, out: &mut Outputs) {
+        for early in std::mem::take(&mut self.early) {
+            if now.mono >= early.until {
+                log::warn!(
+                    "dropping a {} from {}: its sender never joined our call",
+                    early.event_type,
+                    early.sender
+                );
+                continue;
+            }
+            let member = voip::parse(&early.event_type, &early.content)
+                .ok()
+                .and_then(|m| m.routing)
+                .is_some_and(|r| self.is_member(&early.sender, &r));
+            if member {
+                self.on_to_device(now, &early.sender, &early.event_type, &early.content, out);
+            } else {
+                self.early.push_back(early);
+            }
+        }
+    }
+
+    /// Whether the routing names a device in a mesh call we are in.
+    fn is_member(&self, sender: &UserId, routing: &voip::Routing) -> bool {
+        self.meshes
+            .iter()
+            .filter(|m| m.conf_id == routing.conf_id)
+            .flat_map(|m| &m.peers)
+            .any(|p| {
+                p.user_id == sender
+                    && p.device_id == routing.device_id
+                    && p.session_id == routing.sender_session_id
+            })
+    }
+
+    fn hold_early(
+        &mut self,
+        now: Now,
+        sender: &UserId,
+        event_type: &str,
+        content: &serde_json::Value,
+    ) {
+        if self.early.len() >= MAX_EARLY_SIGNALS {
+            return log::warn!(
+                "dropping a {event_type} from {sender}: not a member of our call, and too much \
+                 signalling is already waiting for memberships"
+            );
+        }
+        log::debug!("holding a {event_type} from {sender} until its membership arrives");
+        self.early.push_back(EarlySignal {
+            until: now.mono + EARLY_SIGNAL_WAIT,
+            sender: sender.to_owned(),
+            event_type: event_type.to_owned(),
+            content: content.clone(),
+        });
     }
 
     /// A to-device `m.call.*` message.
@@ -279,23 +354,10 @@ impl Calls {
         if routing.dest_session_id != self.me.session_id {
             return log::debug!("dropping a {event_type} from {sender} for another session");
         }
-        let Some(mesh) = self.meshes.iter().find(|m| m.conf_id == routing.conf_id) else {
-            return log::info!(
-                "dropping a {event_type} from {sender}: not in group call {}",
-                routing.conf_id
-            );
-        };
-        let member = mesh.peers.iter().any(|p| {
-            p.user_id == sender
-                && p.device_id == routing.device_id
-                && p.session_id == routing.sender_session_id
-        });
-        if !member {
-            return log::warn!(
-                "dropping a {event_type} from {sender} ({}): not a member of group call {}",
-                routing.device_id,
-                routing.conf_id
-            );
+        if !self.is_member(sender, &routing) {
+            // Addressed to this session, so meant for a call of ours: the membership that
+            // makes it count may still be on its way.
+            return self.hold_early(now, sender, event_type, content);
         }
         if self.ended.contains(&message.call_id) {
             return log::debug!("dropping a {event_type} for ended call {}", message.call_id);

@@ -550,7 +550,9 @@ impl Core {
         if self.panel.end_do_not_disturb() {
             log::info!("do-not-disturb ended by a join");
         }
-        self.rooms.join(room, self.last_now)
+        let now = self.last_now;
+        self.rooms
+            .join(room, now, &mut self.request_ids, &mut self.outputs)
     }
 
     /// What the LEDs show now.

@@ -8,7 +8,7 @@ use matrix_sdk::ruma::{OwnedRoomId, OwnedRoomOrAliasId, OwnedUserId, RoomId, Use
 
 use super::backoff::Backoff;
 use super::calls::{DirectAdmission, Mesh, MeshPeer};
-use super::events::{Invite, StateEvent, TimelineEvent};
+use super::events::{Invite, MESH_CALL, StateEvent, TimelineEvent};
 use super::membership::{CallId, Shape};
 use super::own_call::{Identity, OwnCall, Phase as CallPhase};
 use super::policy::{self, Decision, HungUp, Me};
@@ -30,6 +30,18 @@ pub struct RoomSettings {
     pub answer_direct_calls: bool,
     pub direct_call_from: Vec<Principal>,
     pub conference_focus: Option<OwnedUserId>,
+    /// Join with no call on starts one.
+    pub start_calls: bool,
+}
+
+/// How long a call the device started waits for someone to come.
+const STARTED_CALL_WAIT: Duration = Duration::from_secs(120);
+
+/// A call the device started (the join button with no call on), waiting for people.
+#[derive(Debug, Clone)]
+struct Started {
+    group_call_id: String,
+    until_ms: u64,
 }
 
 #[derive(Debug)]
@@ -50,6 +62,7 @@ struct ServedRoom {
     hung_up: Option<HungUp>,
     /// Someone in the room pressed join (or an admin asked): join as if rung.
     asked_to_join: bool,
+    started: Option<Started>,
     decision: Option<Decision>,
     /// The conference focus to be in a 1:1 call with, when the room's call is held by one.
     focus: Option<OwnedUserId>,
@@ -84,6 +97,7 @@ impl Rooms {
                 own_call: None,
                 hung_up: None,
                 asked_to_join: false,
+                started: None,
                 decision: None,
                 focus: None,
             })
@@ -336,7 +350,13 @@ impl Rooms {
 
     /// Joins the call in `room` (or in the first served room with one), lifting a hang-up
     /// and the join policy's wait for a ring. Returns what will happen, or why nothing can.
-    pub fn join(&mut self, room: Option<&str>, now: Now) -> Result<String, String> {
+    pub fn join(
+        &mut self,
+        room: Option<&str>,
+        now: Now,
+        ids: &mut u64,
+        out: &mut Outputs,
+    ) -> Result<String, String> {
         if self.settings.join == JoinPolicy::Never {
             return Err("the join policy (calls.join) is never".to_owned());
         }
@@ -349,7 +369,8 @@ impl Rooms {
         };
         let focus = self.settings.conference_focus.as_ref();
         let mut named = false;
-        for served in &mut self.served {
+        let mut could_start = None;
+        for (i, served) in self.served.iter_mut().enumerate() {
             let matches = room.is_none_or(|name| {
                 served.configured.as_str() == name
                     || served.room_id.as_ref().is_some_and(|id| id == name)
@@ -374,11 +395,88 @@ impl Rooms {
                 served.asked_to_join = true;
                 return Ok(format!("joining the call in {}", served.configured));
             }
+            if served.started.is_some() {
+                return Err(format!("already started a call in {}", served.configured));
+            }
+            could_start.get_or_insert(i);
         }
-        match room {
-            Some(name) if !named => Err(format!("{name} is not a served room")),
+        match (room, could_start) {
+            (Some(name), _) if !named => Err(format!("{name} is not a served room")),
+            (_, Some(i)) if self.settings.start_calls => Ok(self.start_call(i, now, ids, out)),
             _ => Err("no call to join".to_owned()),
         }
+    }
+
+    /// Starts an MSC3401 mesh call with intent `m.room` in served room `i`: the room's members
+    /// see a call to join, and the device waits in it for them.
+    fn start_call(&mut self, i: usize, now: Now, ids: &mut u64, out: &mut Outputs) -> String {
+        let served = &mut self.served[i];
+        let room_id = served.room_id.clone().expect("a joined room has an ID");
+        *ids += 1;
+        // Unique per run (the session ID) and per call.
+        let group_call_id = format!("roomd-{}-{}", self.me.session_id, ids);
+        log::info!(
+            "join pressed with no call on: starting call {group_call_id} in {}",
+            served.configured
+        );
+        out.push_back(Output::Matrix(MatrixCommand::SendState {
+            request: *ids,
+            room_id,
+            event_type: MESH_CALL.to_owned(),
+            state_key: group_call_id.clone(),
+            content: serde_json::json!({"m.intent": "m.room", "m.type": "m.video"}),
+            delay_ms: None,
+        }));
+        served.hung_up = None;
+        served.started = Some(Started {
+            group_call_id,
+            until_ms: now.unix_ms + STARTED_CALL_WAIT.as_millis() as u64,
+        });
+        format!(
+            "started a call in {}; waiting for people",
+            served.configured
+        )
+    }
+
+    /// Ends a call the device started that nobody came to: marks it terminated, as
+    /// matrix-js-sdk does when the last one leaves.
+    fn end_started_call(
+        served: &mut ServedRoom,
+        state: &RoomState,
+        me: &Me,
+        now: Now,
+        ids: &mut u64,
+        out: &mut Outputs,
+    ) {
+        let Some(started) = &served.started else {
+            return;
+        };
+        let call = CallId::mesh(&started.group_call_id);
+        if now.unix_ms < started.until_ms {
+            return;
+        }
+        let came = policy::others_in(state, &call, me, now.unix_ms);
+        if !came && let Some(room_id) = served.room_id.clone() {
+            log::info!(
+                "nobody came to call {} in {}; ending it",
+                started.group_call_id,
+                served.configured
+            );
+            *ids += 1;
+            out.push_back(Output::Matrix(MatrixCommand::SendState {
+                request: *ids,
+                room_id,
+                event_type: MESH_CALL.to_owned(),
+                state_key: started.group_call_id.clone(),
+                content: serde_json::json!({
+                    "m.intent": "m.room",
+                    "m.type": "m.video",
+                    "m.terminated": "call_ended",
+                }),
+                delay_ms: None,
+            }));
+        }
+        served.started = None;
     }
 
     /// Whether we are in (or joining) a room's call.
@@ -436,15 +534,17 @@ impl Rooms {
             let Some(room_id) = room.room_id.clone() else {
                 continue;
             };
-            if room.own != OwnMembership::Joined {
-                continue;
-            }
             let empty = RoomState::default();
             let state = self.states.get(&room_id).unwrap_or(&empty);
             let me = Me {
                 user_id: &self.me.user_id,
                 device_id: self.me.device_id.as_str(),
             };
+            // Before anything that may skip the room: its timer is in `next_wakeup`.
+            Self::end_started_call(room, state, &me, now, ids, out);
+            if room.own != OwnMembership::Joined {
+                continue;
+            }
             if room
                 .hung_up
                 .as_ref()
@@ -514,6 +614,23 @@ impl Rooms {
                 room.asked_to_join,
                 now.unix_ms,
             );
+            if let Some(started) = &room.started {
+                let call = CallId::mesh(&started.group_call_id);
+                let echoed = state
+                    .mesh_call(&started.group_call_id)
+                    .is_some_and(|c| !c.terminated);
+                decision = if echoed {
+                    Decision {
+                        call: Some(call),
+                        why: "started the room's call; waiting for people",
+                    }
+                } else {
+                    Decision {
+                        call: None,
+                        why: "starting the room's call",
+                    }
+                };
+            }
             if let Some(why) = stay_out
                 && decision.call.is_some()
             {
@@ -696,13 +813,18 @@ impl Rooms {
             .served
             .iter()
             .filter_map(|r| r.own_call.as_ref().and_then(|c| c.next_wakeup()));
+        let started = self
+            .served
+            .iter()
+            .filter_map(|r| r.started.as_ref())
+            .map(|s| now.instant_at(s.until_ms));
         let expiries = self
             .served
             .iter()
             .filter_map(|r| r.room_id.as_ref().and_then(|id| self.states.get(id)))
             .filter_map(|s| s.next_expiry(now.unix_ms))
             .map(|t| now.instant_at(t));
-        joins.chain(calls).chain(expiries).min()
+        joins.chain(calls).chain(expiries).chain(started).min()
     }
 
     pub fn status(&self, now: Now) -> Vec<RoomStatus> {

@@ -39,6 +39,7 @@ pub fn settings(join: JoinPolicy, watchdog: Option<Duration>) -> Settings {
             invite_from: vec![Principal::Server(owned_server_name!("friends.example"))],
             join,
             answer_direct_calls: true,
+            start_calls: true,
             direct_call_from: vec![Principal::Server(owned_server_name!("localhost"))],
             conference_focus: None,
         },

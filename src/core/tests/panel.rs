@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::core::events::RTC_NOTIFICATION;
+use crate::core::events::{MESH_CALL, RTC_NOTIFICATION};
 use crate::core::media::{MediaCommand, MediaEvent};
 use crate::core::status::SeatState;
 
@@ -209,8 +209,10 @@ fn join_takes_a_call_the_policy_waits_to_be_rung_for() {
 }
 
 #[test]
-fn join_with_no_call_says_so() {
-    let mut h = Harness::in_service(JoinPolicy::Auto, &[ALICE]);
+fn join_with_no_call_says_so_when_starting_calls_is_off() {
+    let mut settings = with_leds(JoinPolicy::Auto);
+    settings.rooms.start_calls = false;
+    let mut h = Harness::in_service_with(settings, &[ALICE]);
     let out = h.feed(Input::Ctl {
         id: 4,
         request: CtlRequest::Join { room: None },
@@ -222,6 +224,85 @@ fn join_with_no_call_says_so() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The call roomd starts: (group call ID, content) of its m.call state writes.
+fn call_writes(commands: &[MatrixCommand]) -> Vec<(String, serde_json::Value)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            MatrixCommand::SendState {
+                event_type,
+                state_key,
+                content,
+                ..
+            } if event_type == MESH_CALL => Some((state_key.clone(), content.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn join_with_no_call_starts_one_and_waits_in_it_for_people() {
+    let mut h = Harness::in_service_with(with_leds(JoinPolicy::Auto), &[ALICE]);
+    let out = h.press(Button::Join, Duration::from_millis(100));
+    let commands = h.homeserver_accepts(out);
+    let calls = call_writes(&commands);
+    assert_eq!(calls.len(), 1, "{commands:?}");
+    let (id, content) = &calls[0];
+    assert_eq!(content["m.intent"], "m.room");
+    assert_eq!(content["m.type"], "m.video");
+    // Once the call is in the room's state, roomd is in it, alone for now.
+    let writes = state_writes(&commands);
+    let member = writes
+        .iter()
+        .find(|(k, c, _)| k == ME && !c.as_object().unwrap().is_empty());
+    assert_eq!(
+        member.expect("our membership").1["m.calls"][0]["m.call_id"],
+        *id
+    );
+    assert_eq!(h.seat(), SeatState::InCall);
+    assert_eq!(h.led(Led::InCall), Pattern::On);
+
+    // Alice comes a minute later; the call goes on past the wait.
+    h.live_for(Duration::from_secs(60));
+    let out = h.mesh_member(ALICE, id, "ALICEDEV", Duration::from_secs(3600));
+    h.homeserver_accepts(out);
+    let commands = h.live_for(Duration::from_secs(120));
+    assert!(call_writes(&commands).is_empty(), "not ended: {commands:?}");
+    assert_eq!(h.seat(), SeatState::InCall);
+}
+
+#[test]
+fn a_started_call_nobody_comes_to_is_ended_after_two_minutes() {
+    let mut h = Harness::in_service_with(with_leds(JoinPolicy::Auto), &[ALICE]);
+    let out = h.feed(Input::Ctl {
+        id: 2,
+        request: CtlRequest::Join { room: None },
+    });
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Reply { id: 2, reply } if reply.ok)),
+        "{out:?}"
+    );
+    let commands = h.homeserver_accepts(out);
+    let id = call_writes(&commands)[0].0.clone();
+    let commands = h.live_for(Duration::from_secs(119));
+    assert!(call_writes(&commands).is_empty());
+    assert_eq!(h.seat(), SeatState::InCall);
+    let commands = h.live_for(Duration::from_secs(2));
+    let ended = call_writes(&commands);
+    assert_eq!(ended.len(), 1, "{commands:?}");
+    assert_eq!(ended[0].0, id);
+    assert_eq!(ended[0].1["m.terminated"], "call_ended");
+    assert_eq!(h.seat(), SeatState::Idle);
+}
+
+#[test]
+fn join_with_no_call_under_the_never_policy_starts_nothing() {
+    let mut h = Harness::in_service_with(with_leds(JoinPolicy::Never), &[ALICE]);
+    let out = h.press(Button::Join, Duration::from_millis(100));
+    assert!(call_writes(&h.homeserver_accepts(out)).is_empty());
 }
 
 #[test]

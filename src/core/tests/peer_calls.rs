@@ -609,3 +609,43 @@ fn stray_signalling_for_calls_we_never_had_does_not_lock_out_new_calls() {
     );
     added_peer(&out);
 }
+
+#[test]
+fn an_invite_that_overtakes_the_callers_membership_is_answered_when_it_arrives() {
+    // We are in call g1 with Zed; Alice enters and calls at once, and her to-device invite
+    // comes a sync before her membership.
+    let (mut h, _) = Harness::in_mesh_with(ZED, "ZEDDEV");
+    h.member(ALICE, "join");
+    let out = h.send_to_device(
+        ALICE,
+        voip::INVITE,
+        signal("c1", "ALICEDEV", 0, invite_body()),
+    );
+    assert!(media(&out).is_empty(), "not yet: {out:?}");
+    let out = h.mesh_member(ALICE, "g1", "ALICEDEV", Duration::from_secs(3600));
+    let all: Vec<Output> = out.into_iter().chain(h.stray.drain(..)).collect();
+    added_peer(&all);
+
+    // One whose membership never comes is dropped after a while, not held forever.
+    let mut mallory = signal("c2", "MALLORYDEV", 0, invite_body());
+    mallory["device_id"] = json!("MALLORYDEV");
+    h.member("@mallory:localhost", "join");
+    h.send_to_device("@mallory:localhost", voip::INVITE, mallory);
+    h.advance(Duration::from_secs(11));
+    let out = h.mesh_member(
+        "@mallory:localhost",
+        "g1",
+        "MALLORYDEV",
+        Duration::from_secs(3600),
+    );
+    assert!(
+        !media(&out).iter().any(|m| matches!(
+            m,
+            MediaCommand::AddPeer {
+                remote_offer: Some(_),
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+}

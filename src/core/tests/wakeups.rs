@@ -181,3 +181,21 @@ fn a_rejoin_pending_when_banned_does_not_spin() {
     h.state(ROOM_MEMBER, ME, ALICE, json!({"membership": "ban"}));
     h.tick_through(Duration::from_secs(600));
 }
+
+#[test]
+fn a_started_call_ends_on_time_even_when_the_device_was_kicked_meanwhile() {
+    let mut h = Harness::in_service(JoinPolicy::Auto, &[ALICE]);
+    let out = h.feed(Input::Ctl {
+        id: 1,
+        request: CtlRequest::Join { room: None },
+    });
+    h.homeserver_accepts(out);
+    // Kicked: the room is skipped in each step, but the started call's timer still comes due.
+    h.state(
+        ROOM_MEMBER,
+        ME,
+        ALICE,
+        json!({"membership": "leave", "reason": "kicked"}),
+    );
+    h.tick_through(Duration::from_secs(180));
+}
