@@ -113,3 +113,44 @@ fn sysusers_creates_the_roomd_user_in_the_device_groups() {
         assert!(line.ends_with(":roomd") || line.contains("roomd"), "{line}");
     }
 }
+
+/// The unit's settings for one key, in order (`Key=value` lines, comments skipped).
+fn settings(text: &str, key: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+#[test]
+fn roomd_waits_for_the_network_and_synchronised_time_but_boot_does_not_wait_for_roomd() {
+    let text = std::fs::read_to_string(repo("systemd/roomd.service")).unwrap();
+    let has = |key: &str, unit: &str| settings(&text, key).iter().any(|u| u == unit);
+
+    // roomd starts after the network is online and the clock is synchronised (TLS needs it):
+    // time-sync.target alone is reached unsynchronised unless systemd-time-wait-sync runs.
+    assert!(has("Wants", "network-online.target") && has("After", "network-online.target"));
+    assert!(has("After", "time-sync.target"));
+    assert!(has("Wants", "systemd-time-wait-sync.service"));
+    assert!(
+        !has("Wants", "time-sync.target"),
+        "systemd.special(7): consumers order after time-sync.target, they do not pull it in"
+    );
+
+    // multi-user.target would be ordered after a unit it Wants, and so wait for the network and
+    // NTP; DefaultDependencies=no stops that, and the service defaults are restated.
+    assert!(settings(&text, "DefaultDependencies") == ["no"]);
+    assert!(has("Requires", "sysinit.target") && has("After", "sysinit.target"));
+    assert!(has("After", "basic.target"));
+    assert!(has("Conflicts", "shutdown.target") && has("Before", "shutdown.target"));
+    assert!(settings(&text, "WantedBy") == ["multi-user.target"]);
+    assert!(!has("Before", "multi-user.target"));
+
+    // READY=1 comes as soon as roomd runs, not after login: a short start timeout.
+    let timeout = settings(&text, "TimeoutStartSec");
+    let timeout = humantime::parse_duration(&timeout.concat()).unwrap();
+    assert!(
+        timeout <= std::time::Duration::from_secs(120),
+        "TimeoutStartSec {timeout:?}: READY=1 does not wait for the homeserver"
+    );
+}
