@@ -68,6 +68,8 @@ fn the_unit_is_hardened_to_exposure_3_or_lower_and_still_reaches_the_devices() {
         "DeviceAllow=char-video4linux rw",
         "DeviceAllow=char-alsa rw",
         "DeviceAllow=char-gpiochip rw",
+        "DeviceAllow=char-media rw",
+        "DeviceAllow=char-dma_heap rw",
         "DeviceAllow=/dev/gpiomem rw",
         "SupplementaryGroups=audio video gpio",
         "ProtectSystem=strict",

@@ -10,10 +10,25 @@
 # a sysroot under .testenv/aarch64/, kept for the next run (rebuilt when the package list
 # changes). Cross build output goes to $CARGO_TARGET_DIR (default target/).
 #
+# Two builds:
+#   tools/cross-aarch64.sh            CI: one dev-profile build (dependencies at opt-level 1) of
+#                                     the lib's unit tests and the binary together, so features
+#                                     are unified once and nothing is built twice; the binary it
+#                                     checks and packages is that dev build (a test package).
+#   tools/cross-aarch64.sh --release  the package to ship: `cargo build --release`, then the
+#                                     unit tests in the release profile (a second build of the
+#                                     shared dependencies, whose features differ: dev-dependencies).
+#
 # Exit status: 0 when every check passed, or when the Rust aarch64 target cannot be installed
 # (then a banner says the step was SKIPPED and why); non-zero on any other failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+RELEASE=false
+case "${1:-}" in
+  --release) RELEASE=true ;;
+  "") ;;
+  *) echo "usage: $0 [--release]" >&2; exit 2 ;;
+esac
 
 TARGET=aarch64-unknown-linux-gnu
 MAX_GLIBC=2.36                  # Debian 12 / Raspberry Pi OS bookworm
@@ -21,7 +36,8 @@ QEMU_CPU=cortex-a72             # Raspberry Pi 4 (the Pi 5's Cortex-A76 runs the
 export QEMU_CPU
 X=$PWD/.testenv/aarch64
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-OUT=$CARGO_TARGET_DIR/$TARGET/release
+if $RELEASE; then PROFILE=release; else PROFILE=debug; fi
+OUT=$CARGO_TARGET_DIR/$TARGET/$PROFILE
 
 t0=$SECONDS; tp=$SECONDS
 phase() {
@@ -159,17 +175,24 @@ export GST_REGISTRY_FORK=no GST_REGISTRY=$X/gst-registry-aarch64.bin
 run_arm() { "$QEMU" -L "$S" "$@"; }
 
 # ---------------------------------------------------------------------------------------------
-# One profile: the release binary that ships, then the lib's unit tests in the same profile, so
-# the tests reuse every dependency the binary built (no second debug build of the tree).
-phase "cargo build --release --target $TARGET"
-cargo build --locked --release --target "$TARGET" --bin roomd
+if $RELEASE; then
+  phase "cargo build --release --target $TARGET"
+  cargo build --locked --release --target "$TARGET" --bin roomd
+  TEST_ARGS=(--release)
+else
+  # An integration test target makes cargo build the binary too, in the same unified build as
+  # the lib's tests; that test itself is not run (it would need binfmt to start roomd).
+  phase "cargo test --no-run --target $TARGET --lib --test config_check (builds the binary too)"
+  cargo test --locked --target "$TARGET" --lib --test config_check --no-run
+  TEST_ARGS=()
+fi
 BIN=$OUT/roomd
 file "$BIN" | grep -q 'ARM aarch64' || fail "$BIN is not an aarch64 binary: $(file "$BIN")"
 ls -l "$BIN"
 
 # ---------------------------------------------------------------------------------------------
-phase "unit tests under qemu ($QEMU_CPU): cargo test --release --lib"
-G_DEBUG=fatal-criticals cargo test --locked --release --target "$TARGET" --lib
+phase "unit tests under qemu ($QEMU_CPU): cargo test --lib ${TEST_ARGS[*]:-}"
+G_DEBUG=fatal-criticals cargo test --locked "${TEST_ARGS[@]}" --target "$TARGET" --lib
 
 # ---------------------------------------------------------------------------------------------
 phase "the binary under qemu ($QEMU_CPU): check-config, media-check"

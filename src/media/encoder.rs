@@ -50,6 +50,7 @@ pub fn package_of(element: &str) -> &'static str {
         }
         "kmssink" => "Debian gstreamer1.0-plugins-bad; Yocto gstreamer1.0-plugins-bad-kms",
         "libcamerasrc" => "Debian gstreamer1.0-libcamera; Yocto libcamera-gst",
+        "textoverlay" => "Debian gstreamer1.0-x; Yocto gstreamer1.0-plugins-base-pango",
         _ => "Debian gstreamer1.0-plugins-{base,good,bad}",
     }
 }
