@@ -24,18 +24,8 @@ async fn buttons_mute_hang_up_for_a_while_and_join_again() {
         .enter_group_call(meeting.room_id.as_str(), true)
         .await
         .unwrap();
-    meeting
-        .wait_for_status(Duration::from_secs(10), |s| {
-            s["rooms"][0]["state"] == "in_call"
-        })
-        .unwrap_or_else(|| panic!("roomd did not join:\n{}", meeting.log()));
-    alice
-        .wait_for_feeds(Duration::from_secs(20), |f| {
-            f.iter()
-                .any(|f| f.user_id == room_user && f.video_tracks > 0)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+    meeting.wait_in_call(Duration::from_secs(10));
+    meeting.wait_until_seen_by(&alice).await;
     assert_eq!(meeting.status()["panel"]["leds"]["in-call"], "on");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let loud = alice.measure(Duration::from_secs(2)).await.unwrap();
@@ -114,18 +104,8 @@ async fn buttons_mute_hang_up_for_a_while_and_join_again() {
 
     // The join button ends it and takes the call.
     meeting.ctl(&["press", "join"]);
-    meeting
-        .wait_for_status(Duration::from_secs(5), |s| {
-            s["rooms"][0]["state"] == "in_call"
-        })
-        .unwrap_or_else(|| panic!("join did not join:\n{}", meeting.log()));
-    alice
-        .wait_for_feeds(Duration::from_secs(20), |f| {
-            f.iter()
-                .any(|f| f.user_id == room_user && f.video_tracks > 0)
-        })
-        .await
-        .unwrap();
+    meeting.wait_in_call(Duration::from_secs(5));
+    meeting.wait_until_seen_by(&alice).await;
     assert!(meeting.status()["panel"]["do_not_disturb_s"].is_null());
 
     // The volume buttons: bounded, and remembered across a restart.
@@ -282,11 +262,7 @@ async fn the_join_button_with_no_call_on_starts_one_that_a_visitor_joins() {
     let room_user = meeting.config.user_id();
     let alice = meeting.visitor("alice").await;
     meeting.ctl(&["press", "join"]);
-    meeting
-        .wait_for_status(Duration::from_secs(10), |s| {
-            s["rooms"][0]["state"] == "in_call"
-        })
-        .unwrap_or_else(|| panic!("roomd did not start a call:\n{}", meeting.log()));
+    meeting.wait_in_call(Duration::from_secs(10));
 
     // Alice's matrix-js-sdk sees the room's call and enters it, without making its own.
     let call_id = alice
@@ -294,13 +270,7 @@ async fn the_join_button_with_no_call_on_starts_one_that_a_visitor_joins() {
         .await
         .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
     assert!(call_id.starts_with("roomd-"), "{call_id}");
-    alice
-        .wait_for_feeds(Duration::from_secs(20), |f| {
-            f.iter()
-                .any(|f| f.user_id == room_user && f.video_tracks > 0)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+    meeting.wait_until_seen_by(&alice).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (measured, received) = tokio::join!(alice.measure(Duration::from_secs(4)), async {
         tokio::task::block_in_place(|| meeting.roomd_receives(Duration::from_secs(4)))

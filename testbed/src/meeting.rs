@@ -124,6 +124,25 @@ impl Meeting {
         None
     }
 
+    /// Waits up to `limit` for roomd to be in the room's call; panics with its log if not.
+    pub fn wait_in_call(&self, limit: Duration) {
+        self.wait_for_status(limit, |s| s["rooms"][0]["state"] == "in_call")
+            .unwrap_or_else(|| panic!("roomd is not in the call:\n{}", self.log()));
+    }
+
+    /// Waits up to 20 s for `browser` to have a video track from roomd; panics with roomd's log
+    /// if not.
+    pub async fn wait_until_seen_by(&self, browser: &Browser) {
+        let room_user = self.config.user_id();
+        browser
+            .wait_for_feeds(Duration::from_secs(20), |f| {
+                f.iter()
+                    .any(|f| f.user_id == room_user && f.video_tracks > 0)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", self.log()));
+    }
+
     pub fn seat(&self) -> String {
         self.status()["rooms"][0]["state"]
             .as_str()
