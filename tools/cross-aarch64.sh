@@ -183,8 +183,11 @@ else
   # An integration test target makes cargo build the binary too, in the same unified build as
   # the lib's tests; that test itself is not run (it would need binfmt to start roomd).
   phase "cargo test --no-run --target $TARGET --lib --test config_check (builds the binary too)"
-  cargo test --locked --target "$TARGET" --lib --test config_check --no-run
-  TEST_ARGS=()
+  # Dependencies unoptimised and without debug info: the core's tests do not need their speed,
+  # and this halves the cross build's time and disk.
+  CROSS_CONFIG=(--config 'profile.dev.package."*".opt-level=0' --config 'profile.dev.debug=false')
+  cargo test --locked "${CROSS_CONFIG[@]}" --target "$TARGET" --lib --test config_check --no-run
+  TEST_ARGS=("${CROSS_CONFIG[@]}")
 fi
 BIN=$OUT/roomd
 file "$BIN" | grep -q 'ARM aarch64' || fail "$BIN is not an aarch64 binary: $(file "$BIN")"
