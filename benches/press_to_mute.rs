@@ -9,7 +9,7 @@
 //! Run: `cargo bench --bench press_to_mute` (needs what `tools/setup.sh` installs).
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use roomd::controls::client;
 use roomd::core::{Button, CtlRequest};
@@ -19,6 +19,9 @@ const ROOMD: &str = env!("CARGO_BIN_EXE_roomd");
 const ROUNDS: usize = 15;
 
 fn main() {
+    if !roomd_testbed::bench::asked_to_run() {
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -91,25 +94,12 @@ fn time_to(meeting: &Meeting, socket: &Path, request: &CtlRequest, confirmed: &s
     let sent = SystemTime::now();
     let reply = client::request(socket, request).expect("roomd answers");
     assert!(reply.ok, "{reply:?}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let log = meeting.log();
-        if let Some(line) = log[seen..].lines().find(|l| l.contains(confirmed)) {
-            let stamp = line.split_whitespace().next().unwrap_or_default();
-            let at = humantime::parse_rfc3339(stamp)
-                .unwrap_or_else(|e| panic!("no time stamp in {line:?}: {e}"));
-            // Sent and stamped on the same clock; the stamp is rounded down to the ms.
-            return at
-                .duration_since(sent)
-                .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {confirmed:?} in 5 s:\n{}",
-            &log[seen..]
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let at = meeting
+        .logged_at(seen, confirmed, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no {confirmed:?} in 5 s:\n{}", &meeting.log()[seen..]));
+    // Sent and stamped on the same clock; the stamp is rounded down to the ms.
+    at.duration_since(sent)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
+use roomd::core::events::MESH_CALL;
 use roomd_testbed::Roomd;
 use roomd_testbed::meeting::{Meeting, from_roomd};
 
@@ -286,4 +287,28 @@ async fn the_join_button_with_no_call_on_starts_one_that_a_visitor_joins() {
         received.len() == 1 && received[0].1 >= 5.0,
         "roomd decodes alice: {received:?}"
     );
+
+    // Alice leaves: roomd, last one out, leaves and ends the call, so nobody is left waiting
+    // in it and the next call starts afresh.
+    alice.leave_group_call().await.unwrap();
+    tokio::task::block_in_place(|| {
+        meeting.wait_for_status(Duration::from_secs(20), |s| {
+            s["rooms"][0]["state"] == "idle"
+        })
+    })
+    .unwrap_or_else(|| panic!("roomd stayed in the call:\n{}", meeting.log()));
+    let mut call = serde_json::Value::Null;
+    for _ in 0..100 {
+        call = meeting
+            .host
+            .state(&meeting.room_id, MESH_CALL, &call_id)
+            .await
+            .unwrap()
+            .expect("the call's state event");
+        if !call["m.terminated"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call["m.terminated"], "call_ended", "{call}");
 }

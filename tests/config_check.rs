@@ -285,3 +285,30 @@ fn ice_servers_are_checked_with_their_place() {
     let out = roomd(&["check-config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_button_on_a_bus_pin_is_a_warning_that_names_the_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[matrix]\n\
+         homeserver = \"https://matrix.example.com\"\n\
+         user_id = \"@room:example.com\"\n\
+         password_file = \"{}\"\n\
+         [buttons.pins]\n\
+         mute = 17\n\
+         join = 18\n",
+        secret_file(dir.path(), 0o600)
+    );
+    let path = dir.path().join("x.toml");
+    std::fs::write(&path, config).unwrap();
+
+    let out = roomd(&["check-config", path.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "a warning, not an error: {err}");
+    let expected = format!(
+        "{}:7:8: warning: buttons.pins.join: GPIO 18 is I2S PCM_CLK, for audio HATs",
+        path.display()
+    );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    assert!(!err.contains("buttons.pins.mute"), "GPIO 17 is free: {err}");
+}

@@ -10,6 +10,25 @@ use crate::core::ice::Scheme;
 
 /// BCM GPIO numbers on the 40-pin header.
 const HEADER_GPIOS: std::ops::RangeInclusive<u8> = 0..=27;
+/// Header pins with a bus job a room device may need (board/raspberrypi/wiring.md): wiring a
+/// button or LED there works, but rules out that bus.
+const BUS_PINS: [(u8, &str); 15] = [
+    (0, "ID_SD, the HAT ID EEPROM's I2C bus"),
+    (1, "ID_SC, the HAT ID EEPROM's I2C bus"),
+    (2, "I2C1 SDA"),
+    (3, "I2C1 SCL"),
+    (7, "SPI0 CE1"),
+    (8, "SPI0 CE0"),
+    (9, "SPI0 MISO"),
+    (10, "SPI0 MOSI"),
+    (11, "SPI0 SCLK"),
+    (14, "UART TXD, the serial console"),
+    (15, "UART RXD, the serial console"),
+    (18, "I2S PCM_CLK, for audio HATs"),
+    (19, "I2S PCM_FS, for audio HATs"),
+    (20, "I2S PCM_DIN, for audio HATs"),
+    (21, "I2S PCM_DOUT, for audio HATs"),
+];
 /// Room for the NUL in `sockaddr_un.sun_path`.
 const MAX_SOCKET_PATH: usize = 107;
 /// Frame widths the Pi 4's hardware encoder handles cleanly.
@@ -320,6 +339,15 @@ impl Validator<'_> {
                 self.error(key, format!("GPIO {pin} is already used by {first}"));
             } else {
                 first_use.insert(pin, key);
+                if let Some((_, job)) = BUS_PINS.iter().find(|(p, _)| *p == pin) {
+                    self.warning(
+                        key,
+                        format!(
+                            "GPIO {pin} is {job}; that bus cannot be used while it is wired \
+                             here (free pins: board/raspberrypi/wiring.md)"
+                        ),
+                    );
+                }
             }
         }
     }

@@ -18,13 +18,18 @@ use super::{MatrixCommand, Now, Output, Outputs};
 
 /// The most calls at once; more is a flood.
 const MAX_CALLS: usize = 16;
-/// Reorder buffers kept for call IDs we may not know yet.
+/// Reorder buffers kept for call IDs we may not know yet...
 const MAX_REORDER_BUFFERS: usize = 64;
+/// ...and of those, from any one user (devices times calls), so one member's flood of gapped
+/// messages cannot hold the others' calls off.
+const MAX_REORDER_BUFFERS_PER_SENDER: usize = 8;
 /// Signalling addressed to our session that came before the sender's (or our own) call
 /// membership: to-device messages can overtake the sync that brings the state. Held this long,
 /// this many at most.
 const EARLY_SIGNAL_WAIT: Duration = Duration::from_secs(10);
 const MAX_EARLY_SIGNALS: usize = 32;
+/// ...and this many from any one user, so one sender cannot crowd out a real caller's invite.
+const MAX_EARLY_SIGNALS_PER_SENDER: usize = 8;
 
 /// A to-device message waiting for the membership that makes it count.
 #[derive(Debug)]
@@ -324,6 +329,13 @@ impl Calls {
                  signalling is already waiting for memberships"
             );
         }
+        if self.early.iter().filter(|e| e.sender == sender).count() >= MAX_EARLY_SIGNALS_PER_SENDER
+        {
+            return log::warn!(
+                "dropping a {event_type} from {sender}: not a member of our call, and too much of \
+                 its signalling is already waiting for its membership"
+            );
+        }
         log::debug!("holding a {event_type} from {sender} until its membership arrives");
         self.early.push_back(EarlySignal {
             until: now.mono + EARLY_SIGNAL_WAIT,
@@ -375,6 +387,12 @@ impl Calls {
         }
         if !self.reorder.contains_key(&key) && self.reorder.len() >= MAX_REORDER_BUFFERS {
             return log::warn!("dropping a {event_type} from {sender}: too many calls signalled");
+        }
+        if !self.reorder.contains_key(&key)
+            && self.reorder.keys().filter(|k| *k.0 == *sender).count()
+                >= MAX_REORDER_BUFFERS_PER_SENDER
+        {
+            return log::warn!("dropping a {event_type} from {sender}: too many of its calls open");
         }
         let call_id = message.call_id.clone();
         let arrival = self

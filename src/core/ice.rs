@@ -23,6 +23,9 @@ const REFRESH_AT: f64 = 0.9;
 const MIN_REFRESH: Duration = Duration::from_secs(60);
 /// ...nor later than this (the homeserver's TURN setup may change).
 const MAX_REFRESH: Duration = Duration::from_secs(24 * 3600);
+/// Credentials are trusted for at most this long, whatever ttl the homeserver gives (a hostile
+/// or broken ttl of u64::MAX seconds would overflow the clock).
+const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often a homeserver that offers no TURN is asked again.
 const NO_TURN_RETRY: Duration = Duration::from_secs(3600);
 /// A fetch not answered within this is taken as lost, and another may start at the next step
@@ -342,7 +345,7 @@ impl Ice {
                     self.next_fetch = Some(now + NO_TURN_RETRY);
                     return;
                 }
-                let ttl = Duration::from_secs(answer.ttl_s);
+                let ttl = Duration::from_secs(answer.ttl_s).min(MAX_TTL);
                 let refresh = ttl.mul_f64(REFRESH_AT).clamp(MIN_REFRESH, MAX_REFRESH);
                 log::debug!(
                     "the homeserver offers {} TURN server(s) for {}s",

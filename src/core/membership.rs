@@ -109,6 +109,8 @@ pub struct MeshCall {
     pub intent: String,
     pub call_type: Option<String>,
     pub terminated: bool,
+    /// When the call's event was sent (ms since the epoch): clients take the newest open call.
+    pub sent_ms: u64,
 }
 
 /// Someone rang (or notified) the room about a call.
@@ -293,6 +295,7 @@ pub fn mesh_call(ev: &StateEvent) -> Result<Option<MeshCall>, String> {
         intent: c.intent,
         call_type: c.call_type,
         terminated: c.terminated.is_some(),
+        sent_ms: ev.origin_server_ts,
     }))
 }
 

@@ -208,6 +208,16 @@ impl RoomState {
         self.mesh_calls.get(id)
     }
 
+    /// The newest group call not terminated, with or without people in it: the one
+    /// matrix-js-sdk enters in this room (it keeps one group call per room).
+    pub fn newest_open_mesh_call(&self) -> Option<&str> {
+        self.mesh_calls
+            .iter()
+            .filter(|(_, c)| !c.terminated)
+            .max_by(|(a_id, a), (b_id, b)| a.sent_ms.cmp(&b.sent_ms).then(a_id.cmp(b_id)))
+            .map(|(id, _)| id.as_str())
+    }
+
     /// Whether someone other than `own_user` rang the room recently.
     pub fn rung(&self, own_user: &UserId, now_ms: u64) -> bool {
         self.rings.iter().any(|(sender, r)| {

@@ -41,7 +41,12 @@ const STARTED_CALL_WAIT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 struct Started {
     group_call_id: String,
+    /// Nobody came by then: the call is ended.
     until_ms: u64,
+    /// Someone came: the call is ended when the last of them leaves, as the last one out.
+    someone_came: bool,
+    /// The device hung up: the call is ended now if nobody else is in it, or left to them.
+    hung_up: bool,
 }
 
 #[derive(Debug)]
@@ -345,6 +350,9 @@ impl Rooms {
         );
         served.hung_up = Some(HungUp { call, ring_seen });
         served.asked_to_join = false;
+        if let Some(started) = &mut served.started {
+            started.hung_up = true;
+        }
         Ok(format!("hung up in {}", served.configured))
     }
 
@@ -408,29 +416,49 @@ impl Rooms {
     }
 
     /// Starts an MSC3401 mesh call with intent `m.room` in served room `i`: the room's members
-    /// see a call to join, and the device waits in it for them.
+    /// see a call to join, and the device waits in it for them. A call already open in the
+    /// room, even with nobody in it, is taken up instead: matrix-js-sdk keeps to the one it
+    /// knows and would never see a second.
     fn start_call(&mut self, i: usize, now: Now, ids: &mut u64, out: &mut Outputs) -> String {
         let served = &mut self.served[i];
         let room_id = served.room_id.clone().expect("a joined room has an ID");
-        *ids += 1;
-        // Unique per run (the session ID) and per call.
-        let group_call_id = format!("roomd-{}-{}", self.me.session_id, ids);
-        log::info!(
-            "join pressed with no call on: starting call {group_call_id} in {}",
-            served.configured
-        );
-        out.push_back(Output::Matrix(MatrixCommand::SendState {
-            request: *ids,
-            room_id,
-            event_type: MESH_CALL.to_owned(),
-            state_key: group_call_id.clone(),
-            content: serde_json::json!({"m.intent": "m.room", "m.type": "m.video"}),
-            delay_ms: None,
-        }));
+        let open = self
+            .states
+            .get(&room_id)
+            .and_then(|s| s.newest_open_mesh_call());
+        let group_call_id = match open {
+            Some(id) => {
+                log::info!(
+                    "join pressed with nobody in a call: taking up call {id} in {}",
+                    served.configured
+                );
+                id.to_owned()
+            }
+            None => {
+                *ids += 1;
+                // Unique per run (the session ID) and per call.
+                let id = format!("roomd-{}-{}", self.me.session_id, ids);
+                log::info!(
+                    "join pressed with no call on: starting call {id} in {}",
+                    served.configured
+                );
+                out.push_back(Output::Matrix(MatrixCommand::SendState {
+                    request: *ids,
+                    room_id,
+                    event_type: MESH_CALL.to_owned(),
+                    state_key: id.clone(),
+                    content: serde_json::json!({"m.intent": "m.room", "m.type": "m.video"}),
+                    delay_ms: None,
+                }));
+                id
+            }
+        };
         served.hung_up = None;
         served.started = Some(Started {
             group_call_id,
             until_ms: now.unix_ms + STARTED_CALL_WAIT.as_millis() as u64,
+            someone_came: false,
+            hung_up: false,
         });
         format!(
             "started a call in {}; waiting for people",
@@ -438,8 +466,9 @@ impl Rooms {
         )
     }
 
-    /// Ends a call the device started that nobody came to: marks it terminated, as
-    /// matrix-js-sdk does when the last one leaves.
+    /// Ends a call the device started when nobody came in time, when the last one who came
+    /// has left, or when the device hung up alone in it: marks it terminated, as matrix-js-sdk
+    /// does when the last one leaves. Hung up with others in it, the call is left to them.
     fn end_started_call(
         served: &mut ServedRoom,
         state: &RoomState,
@@ -448,31 +477,50 @@ impl Rooms {
         ids: &mut u64,
         out: &mut Outputs,
     ) {
-        let Some(started) = &served.started else {
+        let Some(started) = &mut served.started else {
             return;
         };
         let call = CallId::mesh(&started.group_call_id);
-        if now.unix_ms < started.until_ms {
+        let others = policy::others_in(state, &call, me, now.unix_ms);
+        started.someone_came |= others;
+        let over = if started.someone_came {
+            !others
+        } else {
+            now.unix_ms >= started.until_ms
+        };
+        if !over && !started.hung_up {
             return;
         }
-        let came = policy::others_in(state, &call, me, now.unix_ms);
-        if !came && let Some(room_id) = served.room_id.clone() {
+        if !others && let Some(room_id) = served.room_id.clone() {
+            let why = if started.someone_came {
+                "everyone has left"
+            } else if started.hung_up {
+                "hung up alone in it"
+            } else {
+                "nobody came"
+            };
             log::info!(
-                "nobody came to call {} in {}; ending it",
+                "{why}: ending call {} in {}",
                 started.group_call_id,
                 served.configured
             );
+            // A call taken up keeps its own intent and type.
+            let (intent, call_type) = state
+                .mesh_call(&started.group_call_id)
+                .map_or(("m.room", Some("m.video")), |c| {
+                    (c.intent.as_str(), c.call_type.as_deref())
+                });
+            let mut content = serde_json::json!({"m.intent": intent, "m.terminated": "call_ended"});
+            if let Some(call_type) = call_type {
+                content["m.type"] = call_type.into();
+            }
             *ids += 1;
             out.push_back(Output::Matrix(MatrixCommand::SendState {
                 request: *ids,
                 room_id,
                 event_type: MESH_CALL.to_owned(),
                 state_key: started.group_call_id.clone(),
-                content: serde_json::json!({
-                    "m.intent": "m.room",
-                    "m.type": "m.video",
-                    "m.terminated": "call_ended",
-                }),
+                content,
                 delay_ms: None,
             }));
         }
@@ -817,6 +865,7 @@ impl Rooms {
             .served
             .iter()
             .filter_map(|r| r.started.as_ref())
+            .filter(|s| !s.someone_came)
             .map(|s| now.instant_at(s.until_ms));
         let expiries = self
             .served

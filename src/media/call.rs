@@ -12,6 +12,7 @@ use anyhow::{Context, anyhow};
 use gst::prelude::*;
 
 use super::devices::{Devices, VideoFormat};
+use super::elements::{add_linked, caps_filter, make};
 use super::encoder;
 use super::peer::{EventSink, IceServers, Peer, PeerContext};
 use crate::config::NoiseSuppression;
@@ -50,25 +51,6 @@ pub struct Call {
     serial: u64,
     stop_bus: Arc<AtomicBool>,
     bus_thread: Option<JoinHandle<()>>,
-}
-
-fn make(factory: &str, name: &str) -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make(factory)
-        .name(name)
-        .build()
-        .with_context(|| {
-            format!(
-                "creating {factory}: is its plugin installed? ({})",
-                encoder::package_of(factory)
-            )
-        })
-}
-
-fn caps_filter(name: &str, caps: gst::Caps) -> anyhow::Result<gst::Element> {
-    Ok(gst::ElementFactory::make("capsfilter")
-        .name(name)
-        .property("caps", caps)
-        .build()?)
 }
 
 fn raw_video(f: VideoFormat) -> gst::Caps {
@@ -320,26 +302,19 @@ fn build_playout(
     let probe = make("webrtcechoprobe", "echoprobe")?;
     let out_convert = make("audioconvert", "speaker-convert")?;
     let speaker = devices.speaker.build()?;
-    pipeline.add_many([
-        &silence,
-        &mixer,
-        &convert,
-        &resample,
-        &caps,
-        &probe,
-        &out_convert,
-    ])?;
-    pipeline.add(&speaker)?;
-    gst::Element::link_many([
-        &silence,
-        &mixer,
-        &convert,
-        &resample,
-        &caps,
-        &probe,
-        &out_convert,
-    ])?;
-    out_convert.link(&speaker)?;
+    add_linked(
+        pipeline,
+        &[
+            &silence,
+            &mixer,
+            &convert,
+            &resample,
+            &caps,
+            &probe,
+            &out_convert,
+            speaker.upcast_ref(),
+        ],
+    )?;
 
     let compositor = match devices.display.build()? {
         None => None,
@@ -358,10 +333,10 @@ fn build_playout(
                     .build(),
             )?;
             let compositor = make("compositor", "compositor")?;
-            pipeline.add_many([&background, &bg_caps, &compositor])?;
-            pipeline.add(&display)?;
-            gst::Element::link_many([&background, &bg_caps, &compositor])?;
-            compositor.link(&display)?;
+            add_linked(
+                pipeline,
+                &[&background, &bg_caps, &compositor, display.upcast_ref()],
+            )?;
             Some(compositor)
         }
     };
@@ -411,28 +386,20 @@ fn build_microphone(
         .name("audio-tee")
         .property("allow-not-linked", true)
         .build()?;
-    pipeline.add(&mic)?;
-    pipeline.add_many([
-        &convert,
-        &resample,
-        &caps,
-        &dsp,
-        &mute,
-        &enc_convert,
-        &opus,
-        &tee,
-    ])?;
-    mic.link(&convert)?;
-    gst::Element::link_many([
-        &convert,
-        &resample,
-        &caps,
-        &dsp,
-        &mute,
-        &enc_convert,
-        &opus,
-        &tee,
-    ])?;
+    add_linked(
+        pipeline,
+        &[
+            mic.upcast_ref(),
+            &convert,
+            &resample,
+            &caps,
+            &dsp,
+            &mute,
+            &enc_convert,
+            &opus,
+            &tee,
+        ],
+    )?;
     Ok((tee, mute))
 }
 
@@ -493,25 +460,21 @@ fn build_video(
 
     pipeline.add(&camera)?;
     pipeline.add_many(&chain)?;
-    pipeline.add_many([
-        &slate_src,
-        &slate_caps,
-        &slate_text,
-        &slate_convert,
-        &slate_out,
-        &selector,
-    ])?;
+    add_linked(
+        pipeline,
+        &[
+            &slate_src,
+            &slate_caps,
+            &slate_text,
+            &slate_convert,
+            &slate_out,
+        ],
+    )?;
+    pipeline.add(&selector)?;
     pipeline.add(&encoder)?;
     pipeline.add_many([&parse, &tee])?;
     camera.link(&chain[0])?;
     gst::Element::link_many(&chain)?;
-    gst::Element::link_many([
-        &slate_src,
-        &slate_caps,
-        &slate_text,
-        &slate_convert,
-        &slate_out,
-    ])?;
     let camera_pad = selector
         .request_pad_simple("sink_%u")
         .expect("selector pad");

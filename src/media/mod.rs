@@ -5,6 +5,7 @@
 mod call;
 pub mod check;
 pub mod devices;
+mod elements;
 pub mod encoder;
 mod engine;
 mod layout;

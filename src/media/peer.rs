@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, anyhow, bail};
 use gst::prelude::*;
 
+use super::elements::{add_linked, make};
 use super::sdp;
 use crate::core::media::{
     Candidate, ConnectionState, MediaEvent, MediaKind, PeerId, PeerStats, SdpKind,
@@ -137,13 +138,6 @@ impl Describer {
 
 const AUDIO_PT: u8 = 111;
 const VIDEO_PT: u8 = 96;
-
-fn make(factory: &str, name: &str) -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make(factory)
-        .name(name)
-        .build()
-        .with_context(|| format!("creating {factory} (is its plugin installed?)"))
-}
 
 /// The RTP caps of a sent medium. H.264's profile-level-id is left out on purpose: pinning it
 /// breaks negotiation with the encoder's actual SPS (x264 gives 42c01f).
@@ -332,8 +326,7 @@ impl Peer {
             .name(format!("{name}-rtp-caps"))
             .property("caps", rtp_caps(kind, pt))
             .build()?;
-        bin.add_many([&queue, &pay, &caps])?;
-        gst::Element::link_many([&queue, &pay, &caps])?;
+        add_linked(bin, &[&queue, &pay, &caps])?;
         let sink = webrtc
             .request_pad_simple(&format!("sink_{line}"))
             .ok_or_else(|| anyhow!("webrtcbin gave no sink_{line}"))?;

@@ -455,6 +455,21 @@ const visitor = {
         });
     },
 
+    // When (ms since the Unix epoch) the first video frame from `userId` was decoded, polled
+    // every 20 ms: for join-time benchmarks, compared with stamps taken outside the page.
+    async firstFrame({ userId, timeoutMs = 30000 }) {
+        const deadline = Date.now() + timeoutMs;
+        while (Date.now() < deadline) {
+            for (const p of peerCalls()) {
+                if (p.userId !== userId) continue;
+                const { inbound } = await statsOf(p.call.peerConn);
+                if (sum(inbound.video, "framesDecoded") > 0) return { atMs: Date.now() };
+            }
+            await sleep(20);
+        }
+        throw new Error(`no video frame from ${userId} decoded within ${timeoutMs} ms`);
+    },
+
     async snapshot({ userId, deviceId } = {}) {
         syncMedia();
         const entry = [...state.media.values()].find(

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
@@ -523,6 +523,21 @@ impl Browser {
                 audio_packets: m["audioPackets"].as_u64().unwrap_or(0),
             })
             .collect())
+    }
+
+    /// When the first video frame from `user_id` was decoded here, polled every 20 ms.
+    pub async fn first_frame(&self, user_id: &str, limit: Duration) -> anyhow::Result<SystemTime> {
+        let v = self
+            .call(
+                "firstFrame",
+                json!({"userId": user_id, "timeoutMs": limit.as_millis() as u64}),
+                limit + Duration::from_secs(10),
+            )
+            .await?;
+        let ms = v["atMs"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("firstFrame answered {v}"))?;
+        Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
     }
 
     /// A PNG of the remote video of `user_id` (any remote video if `None`).

@@ -1,6 +1,7 @@
 //! roomd's test bed: real parts on loopback. A Synapse homeserver, roomd itself as a child
 //! process with its systemd notify socket and its log captured, and (later) the browser visitor.
 
+pub mod bench;
 pub mod browser;
 pub mod demo;
 pub mod meeting;

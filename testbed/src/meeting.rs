@@ -2,7 +2,7 @@
 //! visitors who come in headless Chromium.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use matrix_sdk::ruma::OwnedRoomId;
 use serde_json::Value;
@@ -101,6 +101,23 @@ impl Meeting {
 
     pub fn log(&self) -> String {
         self.roomd.log()
+    }
+
+    /// The wall-clock stamp of the first line of roomd's log after byte `from` that contains
+    /// `needle`, waiting up to `limit` for it (stamps are whole milliseconds).
+    pub fn logged_at(&self, from: usize, needle: &str, limit: Duration) -> Option<SystemTime> {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if let Some(line) = log.get(from..)?.lines().find(|l| l.contains(needle)) {
+                let stamp = line.split_whitespace().next().unwrap_or_default();
+                return humantime::parse_rfc3339(stamp).ok();
+            }
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     pub fn status(&self) -> Value {

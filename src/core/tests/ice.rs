@@ -149,6 +149,16 @@ fn a_tiny_ttl_does_not_make_a_busy_loop() {
 }
 
 #[test]
+fn an_endless_ttl_is_capped_and_renewed_within_a_day() {
+    let (mut h, _) = logged_in(settings(JoinPolicy::Auto, None));
+    h.feed(Input::TurnServers(Ok(offer("pw", u64::MAX))));
+    let expires = h.core.status(h.now).ice.turn_expires_in_s;
+    assert_eq!(expires, Some(7 * 24 * 3600), "capped at a week");
+    let out = h.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(fetches(&out), 1, "asked again after a day: {out:?}");
+}
+
+#[test]
 fn an_empty_answer_means_no_turn_and_calls_go_on_without() {
     let (mut h, _) = Harness::new(settings(JoinPolicy::Auto, None));
     h.feed(Input::LoggedIn(Ok(())));

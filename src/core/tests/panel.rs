@@ -298,6 +298,118 @@ fn a_started_call_nobody_comes_to_is_ended_after_two_minutes() {
     assert_eq!(h.seat(), SeatState::Idle);
 }
 
+/// roomd starts a call and Alice comes into it; returns the call's ID.
+fn started_call_with_alice(h: &mut Harness) -> String {
+    let out = h.press(Button::Join, Duration::from_millis(100));
+    let commands = h.homeserver_accepts(out);
+    let id = call_writes(&commands)[0].0.clone();
+    let out = h.mesh_member(ALICE, &id, "ALICEDEV", Duration::from_secs(3600));
+    h.homeserver_accepts(out);
+    h.live_for(Duration::from_secs(10));
+    assert_eq!(h.seat(), SeatState::InCall);
+    id
+}
+
+#[test]
+fn a_started_call_ends_when_the_last_visitor_leaves() {
+    let mut h = Harness::in_service_with(with_leds(JoinPolicy::Auto), &[ALICE]);
+    let id = started_call_with_alice(&mut h);
+    let out = h.state(CALL_MEMBER, ALICE, ALICE, json!({}));
+    let mut commands = h.homeserver_accepts(out);
+    commands.extend(h.live_for(Duration::from_secs(1)));
+    let ended = call_writes(&commands);
+    assert_eq!(ended.len(), 1, "terminated at once: {commands:?}");
+    assert_eq!(
+        (ended[0].0.as_str(), &ended[0].1["m.terminated"]),
+        (id.as_str(), &json!("call_ended"))
+    );
+    assert_eq!(h.seat(), SeatState::Idle, "no ghost left behind");
+}
+
+#[test]
+fn hanging_up_a_started_call_leaves_it_for_good() {
+    let mut h = Harness::in_service_with(with_leds(JoinPolicy::Auto), &[ALICE]);
+    started_call_with_alice(&mut h);
+
+    // Hang-up with Alice still there: roomd leaves; the call goes on for her.
+    let out = h.press(Button::Hangup, Duration::from_millis(100));
+    let commands = h.homeserver_accepts(out);
+    assert!(
+        call_writes(&commands).is_empty(),
+        "not ended under Alice: {commands:?}"
+    );
+    h.live_for(Duration::from_secs(5));
+    assert_ne!(h.seat(), SeatState::InCall);
+
+    // Alice leaves too: roomd does not come back, and does not end a call it has left.
+    let out = h.state(CALL_MEMBER, ALICE, ALICE, json!({}));
+    let mut commands = h.homeserver_accepts(out);
+    commands.extend(h.live_for(Duration::from_secs(300)));
+    assert_eq!(h.seat(), SeatState::Idle, "{commands:?}");
+    assert!(
+        !state_writes(&commands).iter().any(|(k, c, _)| k == ME
+            && c.get("m.calls")
+                .is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty()))),
+        "roomd rejoined: {commands:?}"
+    );
+}
+
+#[test]
+fn hanging_up_a_started_call_alone_ends_it() {
+    let mut h = Harness::in_service_with(with_leds(JoinPolicy::Auto), &[ALICE]);
+    let out = h.press(Button::Join, Duration::from_millis(100));
+    let commands = h.homeserver_accepts(out);
+    let id = call_writes(&commands)[0].0.clone();
+    h.live_for(Duration::from_secs(10));
+    let out = h.press(Button::Hangup, Duration::from_millis(100));
+    let mut commands = h.homeserver_accepts(out);
+    commands.extend(h.live_for(Duration::from_secs(5)));
+    let ended = call_writes(&commands);
+    assert_eq!(
+        ended.len(),
+        1,
+        "ended at once, not after the wait: {commands:?}"
+    );
+    assert_eq!(ended[0].0, id);
+    assert_eq!(h.seat(), SeatState::Idle);
+}
+
+#[test]
+fn join_takes_up_an_open_call_nobody_is_in_rather_than_start_a_second() {
+    let mut h = Harness::in_service_with(with_leds(JoinPolicy::Auto), &[ALICE]);
+    // Alice's client made a call and left it, without ending it: js-sdk still holds it as the
+    // room's call and would never see a second one.
+    h.state(
+        MESH_CALL,
+        "old",
+        ALICE,
+        json!({"m.intent": "m.room", "m.type": "m.voice"}),
+    );
+    let out = h.press(Button::Join, Duration::from_millis(100));
+    let commands = h.homeserver_accepts(out);
+    assert!(
+        call_writes(&commands).is_empty(),
+        "no new call: {commands:?}"
+    );
+    let writes = state_writes(&commands);
+    let member = writes
+        .iter()
+        .find(|(k, c, _)| k == ME && !c.as_object().unwrap().is_empty());
+    assert_eq!(
+        member.expect("our membership").1["m.calls"][0]["m.call_id"],
+        "old"
+    );
+    assert_eq!(h.seat(), SeatState::InCall);
+
+    // Nobody comes: it is ended as it was (a voice call).
+    let commands = h.live_for(Duration::from_secs(121));
+    let ended = call_writes(&commands);
+    assert_eq!(ended.len(), 1, "{commands:?}");
+    assert_eq!(ended[0].0, "old");
+    assert_eq!(ended[0].1["m.type"], "m.voice");
+    assert_eq!(ended[0].1["m.terminated"], "call_ended");
+}
+
 #[test]
 fn join_with_no_call_under_the_never_policy_starts_nothing() {
     let mut h = Harness::in_service_with(with_leds(JoinPolicy::Never), &[ALICE]);

@@ -611,6 +611,54 @@ fn stray_signalling_for_calls_we_never_had_does_not_lock_out_new_calls() {
 }
 
 #[test]
+fn one_members_flood_of_gapped_signalling_does_not_hold_off_anothers_call() {
+    const MALLORY: &str = "@mallory:localhost";
+    let (mut h, _) = Harness::in_mesh_with(ALICE, "ALICEDEV");
+    h.member(MALLORY, "join");
+    h.mesh_member(MALLORY, "g1", "MALLORYDEV", Duration::from_secs(3600));
+    // Mallory opens 200 gaps at once (seq 3 with 0..2 missing), each held for its gap timeout.
+    for i in 0..200 {
+        h.send_to_device(
+            MALLORY,
+            voip::CANDIDATES,
+            signal(&format!("gap{i}"), "MALLORYDEV", 3, candidates_body(1)),
+        );
+    }
+    // Alice calls right away and is answered.
+    let out = h.send_to_device(
+        ALICE,
+        voip::INVITE,
+        signal("c1", "ALICEDEV", 0, invite_body()),
+    );
+    added_peer(&out);
+}
+
+#[test]
+fn a_flood_from_a_non_member_does_not_crowd_out_an_invite_that_overtook_its_membership() {
+    const MALLORY: &str = "@mallory:localhost";
+    let (mut h, _) = Harness::in_mesh_with(ZED, "ZEDDEV");
+    h.member(MALLORY, "join");
+    h.member(ALICE, "join");
+    // Mallory never joins the call but keeps signalling our session.
+    for i in 0..100 {
+        h.send_to_device(
+            MALLORY,
+            voip::INVITE,
+            signal(&format!("m{i}"), "MALLORYDEV", 0, invite_body()),
+        );
+    }
+    // Alice's invite overtakes her membership, and is answered when it comes.
+    h.send_to_device(
+        ALICE,
+        voip::INVITE,
+        signal("c1", "ALICEDEV", 0, invite_body()),
+    );
+    let out = h.mesh_member(ALICE, "g1", "ALICEDEV", Duration::from_secs(3600));
+    let all: Vec<Output> = out.into_iter().chain(h.stray.drain(..)).collect();
+    added_peer(&all);
+}
+
+#[test]
 fn an_invite_that_overtakes_the_callers_membership_is_answered_when_it_arrives() {
     // We are in call g1 with Zed; Alice enters and calls at once, and her to-device invite
     // comes a sync before her membership.
