@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use roomd::controls::client;
-use roomd::core::{Button, CtlRequest};
+use roomd_core::{Button, CtlRequest};
 use roomd_testbed::meeting::Meeting;
 
 const ROOMD: &str = env!("CARGO_BIN_EXE_roomd");

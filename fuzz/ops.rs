@@ -17,16 +17,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use roomd::config::{JoinPolicy, Principal, Secret};
-use roomd::core::events::{CALL_MEMBER, MESH_CALL, ROOM_MEMBER};
-use roomd::core::ice::{IceSettings, IceUri, TurnServers};
-use roomd::core::media::{
+use roomd_core::events::{CALL_MEMBER, MESH_CALL, ROOM_MEMBER};
+use roomd_core::ice::{IceSettings, TurnServers};
+use roomd_core::ice_uri::IceUri;
+use roomd_core::media::{
     Candidate, ConnectionState, MediaCommand, MediaEvent, MediaKind, PeerId, SdpKind,
 };
-use roomd::core::{
-    Button, ButtonEdge, Core, CtlRequest, DelayedAction, FailureKind, Identity, Input,
-    MatrixCommand, MatrixFailure, Now, Output, PanelSettings, RoomSettings, Settings, StateEvent,
-    TimelineEvent, VolumeChange, voip,
+use roomd_core::{
+    Button, ButtonEdge, Core, CtlRequest, DelayedAction, FailureKind, Identity, Input, JoinPolicy,
+    MatrixCommand, MatrixFailure, Now, Output, PanelSettings, Principal, RoomSettings, Secret,
+    Settings, StateEvent, TimelineEvent, VolumeChange, voip,
 };
 use serde_json::{Map, Value, json};
 
@@ -459,7 +459,7 @@ impl World {
     fn tick(&mut self) -> Option<Instant> {
         self.handle(Input::Tick);
         self.stats.ticks += 1;
-        let next = self.core.next_wakeup();
+        let next = self.core.next_wakeup(self.now);
         if let Some(wake) = next {
             assert!(
                 wake > self.now.mono,
@@ -474,7 +474,12 @@ impl World {
 
     /// What the daemon does when idle: ticks when a wakeup is due.
     fn settle(&mut self) {
-        if !self.in_sync && self.core.next_wakeup().is_some_and(|w| w <= self.now.mono) {
+        if !self.in_sync
+            && self
+                .core
+                .next_wakeup(self.now)
+                .is_some_and(|w| w <= self.now.mono)
+        {
             self.tick();
         }
     }
@@ -486,7 +491,7 @@ impl World {
         let mut ticks = 0;
         // A blinking LED wakes the loop at each change (the fastest, 10 a second).
         let allowed = MAX_TICKS_PER_STEP + 10 * by.as_secs() as usize;
-        let mut next = self.core.next_wakeup();
+        let mut next = self.core.next_wakeup(self.now);
         while let Some(wake) = next.filter(|w| *w <= until) {
             ticks += 1;
             assert!(ticks <= allowed, "more than {allowed} wakeups in {by:?}");

@@ -15,17 +15,17 @@ use crate::controls::gpio::{EdgeSender, Panel};
 use crate::controls::press;
 use crate::controls::socket::{self, ControlSocket};
 use crate::controls::volume::Volume;
-use crate::core::ice::IceSettings;
-use crate::core::media::{MediaCommand, MediaEvent};
-use crate::core::status::MediaStatus;
-use crate::core::{
-    Core, CtlReply, CtlRequest, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now,
-    Output, PanelSettings, RoomSettings, Settings,
-};
 use crate::matrix::{self, Credential, Outbox};
 use crate::media::EventSink;
 use crate::media::{Devices, MediaEngine, MediaSettings, VideoFormat};
 use crate::systemd;
+use roomd_core::ice::IceSettings;
+use roomd_core::media::{MediaCommand, MediaEvent};
+use roomd_core::status::MediaStatus;
+use roomd_core::{
+    Core, CtlReply, CtlRequest, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now,
+    Output, PanelSettings, RoomSettings, Settings, WakeupGuard,
+};
 
 /// What a finished I/O task hands back to the loop.
 enum Done {
@@ -157,6 +157,7 @@ pub async fn run(
     let mut replies: HashMap<u64, oneshot::Sender<CtlReply>> = HashMap::new();
     let mut ctl_ids = 0u64;
     let mut stopping = false;
+    let mut wakeups = WakeupGuard::default();
 
     loop {
         while let Some(output) = core.poll_output() {
@@ -212,7 +213,9 @@ pub async fn run(
             }
         }
 
-        let wakeup = core.next_wakeup().map(Instant::from_std);
+        let wakeup = wakeups
+            .sleep_until(core.next_wakeup(now()))
+            .map(Instant::from_std);
         tokio::select! {
             Some(edge) = button_edges.recv() => core.handle(now(), Input::Button(edge)),
             Some(event) = media_events.recv() => core.handle(now(), Input::Media(event)),
@@ -257,7 +260,11 @@ pub async fn run(
                 replies.insert(ctl_ids, request.reply);
                 core.handle(now(), Input::Ctl { id: ctl_ids, request: request.request });
             }
-            _ = sleep_until(wakeup) => core.handle(now(), Input::Tick),
+            _ = sleep_until(wakeup) => {
+                let now = now();
+                wakeups.ticked(now.mono);
+                core.handle(now, Input::Tick);
+            }
             _ = sigterm.recv() => stop(&mut core, &mut stopping)?,
             _ = sigint.recv() => stop(&mut core, &mut stopping)?,
         }

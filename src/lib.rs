@@ -1,13 +1,13 @@
 //! roomd: the firmware of a wall-mounted Matrix conference-room appliance.
 //!
-//! `core` decides; `matrix`, `controls`, `systemd` and (later) `media` carry out; `daemon`
-//! is the loop between them. See DESIGN.md in the shared docs for the whole picture.
+//! The roomd-core crate decides; `matrix`, `controls`, `media` and `systemd` carry out;
+//! `daemon` is the loop between them. README.md's development section has the whole picture.
 
 pub mod config;
 pub mod controls;
-pub mod core;
 pub mod daemon;
 pub mod logging;
 pub mod matrix;
 pub mod media;
+pub mod percent;
 pub mod systemd;

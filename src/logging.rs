@@ -109,7 +109,7 @@ fn spellings(secret: &str) -> Vec<String> {
     let json = serde_json::to_string(secret).unwrap_or_default();
     let json = json.trim_matches('"').to_owned();
     let form = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>();
-    let percent = crate::core::ice::percent_encode(secret);
+    let percent = crate::percent::encode_userinfo(secret);
     vec![secret.to_owned(), json, form, percent]
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use roomd::config::{self, Config, Severity};
-use roomd::core::{Button, CtlRequest, VolumeChange};
+use roomd_core::{Button, CtlRequest, VolumeChange};
 
 /// Exit status for a config that does not parse or make sense (systemd does not restart on it).
 const EXIT_INVALID_CONFIG: u8 = 2;

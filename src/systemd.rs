@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use crate::core::Notify;
+use roomd_core::Notify;
 
 /// `WatchdogSec=` of our unit, if the watchdog is on for this process.
 pub fn watchdog_timeout() -> Option<Duration> {

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
-use roomd::core::events::MESH_CALL;
+use roomd_core::events::MESH_CALL;
 use roomd_testbed::Roomd;
 use roomd_testbed::meeting::{Meeting, from_roomd};
 

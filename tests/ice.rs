@@ -184,7 +184,7 @@ fn the_homeserver_turn_servers_and_the_config_servers_reach_media_without_a_secr
     secrets.push(CONFIG_TURN_PASSWORD.to_owned());
     let escaped: Vec<String> = secrets
         .iter()
-        .map(|s| roomd::core::ice::percent_encode(s))
+        .map(|s| roomd::percent::encode_userinfo(s))
         .collect();
     let log = roomd.log();
     let shown = format!("{log}\n{status}\n{text}");

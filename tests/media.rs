@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roomd::config::NoiseSuppression;
-use roomd::core::media::{Candidate, ConnectionState, MediaCommand, MediaEvent, PeerId, SdpKind};
 use roomd::media::{Devices, MediaEngine, MediaSettings, VideoFormat};
+use roomd_core::Secret;
+use roomd_core::ice_uri::{IceServer, IceUri};
+use roomd_core::media::{Candidate, ConnectionState, MediaCommand, MediaEvent, PeerId, SdpKind};
 use roomd_testbed::webrtc_peer::{Signal, WebrtcPeer};
 
 fn settings(format: VideoFormat) -> MediaSettings {
@@ -616,6 +618,14 @@ fn a_peer_leaving_does_not_disturb_the_others() {
 }
 
 /// The webrtcbin of the `n`th peer the running call made.
+/// An ICE server as the core hands it over: `uri` with TURN's (username, password).
+fn ice_server(uri: &str, credentials: Option<(&str, &str)>) -> IceServer {
+    IceServer {
+        uri: IceUri::parse(uri).expect("a STUN or TURN URI"),
+        credentials: credentials.map(|(u, p)| (u.to_owned(), Secret::new(p.to_owned()))),
+    }
+}
+
 fn webrtcbin(bench: &Bench, n: u64) -> gst::Element {
     use gst::prelude::GstBinExt;
     bench
@@ -633,14 +643,16 @@ fn new_peers_get_the_ice_servers_and_connect_even_when_those_never_answer() {
     // Nothing listens on 127.0.0.1:9 and :10. There is no STUN or TURN server on this machine
     // (and no network): this proves the servers reach webrtcbin and that ones that never answer
     // do not stop a connection that host candidates can make, not that relaying works.
-    let turn_udp = "turn://1759003600%3A%40room%3Alocalhost:a%2Bb%2Fc%3D@127.0.0.1:9?transport=udp";
-    let turns = "turns://room:secret@127.0.0.1:10";
     bench.engine.handle(MediaCommand::SetIceServers {
-        stun: vec![
-            "stun://127.0.0.1:9".to_owned(),
-            "stun://127.0.0.1:10".to_owned(),
+        servers: vec![
+            ice_server("stun:127.0.0.1:9", None),
+            ice_server("stun:127.0.0.1:10", None),
+            ice_server(
+                "turn:127.0.0.1:9?transport=udp",
+                Some(("1759003600:@room:localhost", "a+b/c=")),
+            ),
+            ice_server("turns:127.0.0.1:10", Some(("room", "secret"))),
         ],
-        turn: vec![turn_udp.to_owned(), turns.to_owned()],
     });
     bench.connect("alice", true);
     let first = webrtcbin(&bench, 1);
@@ -662,17 +674,16 @@ fn new_peers_get_the_ice_servers_and_connect_even_when_those_never_answer() {
     assert_eq!(
         shown,
         vec![
-            "stun://127.0.0.1:9",
-            "stun://127.0.0.1:10",
-            "turn://127.0.0.1:9?transport=udp",
-            "turns://127.0.0.1:10"
+            "stun:127.0.0.1:9",
+            "stun:127.0.0.1:10",
+            "turn:127.0.0.1:9?transport=udp",
+            "turns:127.0.0.1:10"
         ]
     );
 
     // New servers: the connected peer keeps what it has, the next one gets the new set.
     bench.engine.handle(MediaCommand::SetIceServers {
-        stun: Vec::new(),
-        turn: Vec::new(),
+        servers: Vec::new(),
     });
     bench.connect("bob", false);
     let second = webrtcbin(&bench, 2);
@@ -784,13 +795,12 @@ fn turn_credentials_reach_the_turn_server_decoded() {
     };
 
     let mut bench = Bench::new(Devices::simulated(), SMALL);
-    let uri = format!(
-        "turn://{}:{}@127.0.0.1:{port}?transport=udp",
-        "1759003600%3A%40room%3Alocalhost", "a%2Bb%2Fc%3Dd%25e"
+    let turn = ice_server(
+        &format!("turn:127.0.0.1:{port}?transport=udp"),
+        Some(("1759003600:@room:localhost", "a+b/c=d%e")),
     );
     bench.engine.handle(MediaCommand::SetIceServers {
-        stun: Vec::new(),
-        turn: vec![uri],
+        servers: vec![turn],
     });
     bench.connect("alice", true);
     let deadline = Instant::now() + Duration::from_secs(10);

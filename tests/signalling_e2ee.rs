@@ -75,7 +75,7 @@ async fn signalling_is_olm_encrypted_both_ways_when_the_peer_has_keys() {
             .unwrap()
             .contains("m=video")
     );
-    roomd_testbed::spec::validate_call_event("m.call.invite", content).unwrap();
+    roomd_conformance::validate_call_event("m.call.invite", content).unwrap();
 
     // Zed declines, encrypted: roomd takes it and ends the call.
     let room_user = UserId::parse(config.user_id()).unwrap();

@@ -1,5 +1,5 @@
 //! Arbitrary bytes as a sequence of operations against the core's call signalling: see
-//! ../ops.rs, which tests/fuzz_smoke.rs also runs on stable Rust.
+//! ../ops.rs, which core/tests/fuzz_smoke.rs also runs on stable Rust.
 
 #![no_main]
 

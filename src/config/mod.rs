@@ -11,15 +11,16 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use matrix_sdk::ruma::{
-    OwnedDeviceId, OwnedRoomOrAliasId, OwnedServerName, OwnedUserId, device_id,
-    owned_room_alias_id, owned_server_name, owned_user_id,
+    OwnedDeviceId, OwnedRoomOrAliasId, OwnedUserId, device_id, owned_room_alias_id,
+    owned_server_name, owned_user_id,
 };
 use serde::Deserialize;
 use url::Url;
 
-pub use crate::core::ice::IceUri;
 pub use diagnostic::{Diagnostic, Severity};
-pub use secret::{Secret, SecretError};
+pub use roomd_core::ice_uri::IceUri;
+pub use roomd_core::{JoinPolicy, Principal, Secret};
+pub use secret::SecretError;
 
 /// The compiled-in default configuration, fully commented.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -74,41 +75,6 @@ pub struct RoomsConfig {
     pub invite_from: Vec<Principal>,
 }
 
-/// A user, or everyone on a server: the unit of the allow lists.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum Principal {
-    User(OwnedUserId),
-    Server(OwnedServerName),
-}
-
-impl Principal {
-    pub fn matches(&self, user: &matrix_sdk::ruma::UserId) -> bool {
-        match self {
-            Principal::User(u) => u == user,
-            Principal::Server(s) => s == user.server_name(),
-        }
-    }
-}
-
-impl TryFrom<String> for Principal {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        if s.starts_with('@') {
-            OwnedUserId::try_from(s.as_str())
-                .map(Principal::User)
-                .map_err(|e| format!("`{s}` is not a valid user ID: {e}"))
-        } else {
-            OwnedServerName::try_from(s.as_str())
-                .map(Principal::Server)
-                .map_err(|e| {
-                    format!("`{s}` is neither a user ID (@user:server) nor a server name: {e}")
-                })
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallsConfig {
     pub join: JoinPolicy,
@@ -117,16 +83,6 @@ pub struct CallsConfig {
     pub join_button_starts_call: bool,
     pub do_not_disturb_minutes: u32,
     pub conference_focus: Option<OwnedUserId>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum JoinPolicy {
-    /// Join a room's call whenever someone else is in it.
-    Auto,
-    /// Join only when someone rings the room.
-    WhenRung,
-    Never,
 }
 
 /// STUN and TURN servers of the config's own, used besides the homeserver's TURN servers.
@@ -466,18 +422,5 @@ mod tests {
     fn default_toml_parses_to_exactly_the_defaults() {
         let loaded = Config::parse(DEFAULT_TOML).expect("the default file is valid");
         assert_eq!(loaded.config, Config::default());
-    }
-
-    #[test]
-    fn principals_are_users_or_servers() {
-        let user = Principal::try_from("@a:example.com".to_owned()).unwrap();
-        let server = Principal::try_from("example.com".to_owned()).unwrap();
-        let alice = matrix_sdk::ruma::user_id!("@a:example.com");
-        let bob = matrix_sdk::ruma::user_id!("@b:example.com");
-        let eve = matrix_sdk::ruma::user_id!("@a:evil.example");
-        assert!(user.matches(alice) && !user.matches(bob));
-        assert!(server.matches(alice) && server.matches(bob) && !server.matches(eve));
-        assert!(Principal::try_from("@broken".to_owned()).is_err());
-        assert!(Principal::try_from("not a server".to_owned()).is_err());
     }
 }

@@ -1,35 +1,16 @@
 //! The login secret: found in a file or a systemd credential, refused when others can read it,
 //! and never printed.
 
-use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use roomd_core::Secret;
 
 use super::SecretSource;
 
 /// Where systemd looks for `LoadCredential=NAME` when no path is given; roomd looks in the same
 /// places when it runs outside the unit.
 pub const CREDSTORE_DIRS: [&str; 3] = ["/etc/credstore", "/run/credstore", "/usr/lib/credstore"];
-
-/// A secret value. Its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Secret(value)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -97,7 +78,7 @@ impl SecretSource {
         if value.is_empty() {
             return Err(SecretError::Empty { what, path });
         }
-        Ok(Secret(value.to_owned()))
+        Ok(Secret::new(value.to_owned()))
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::read::Spans;
 use super::secret::{self, SecretError};
 use super::{Config, Diagnostic, GpioBackend, LoginSecret, SecretSource};
-use crate::core::ice::Scheme;
+use roomd_core::ice_uri::Scheme;
 
 /// BCM GPIO numbers on the 40-pin header.
 const HEADER_GPIOS: std::ops::RangeInclusive<u8> = 0..=27;

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::core::{CtlReply, CtlRequest};
+use roomd_core::{CtlReply, CtlRequest};
 
 /// Why a request got no reply.
 #[derive(Debug, thiserror::Error)]

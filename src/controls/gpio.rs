@@ -7,7 +7,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::config::{ButtonsConfig, GpioBackend as Backend, LedsConfig, Pull};
-use crate::core::{Button, ButtonEdge, Led};
+use roomd_core::{Button, ButtonEdge, Led};
 
 /// Where button edges go: the daemon's loop. Cheap to clone; never blocks the sender.
 #[derive(Clone)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::gpio::EdgeSender;
-use crate::core::Button;
+use roomd_core::Button;
 
 /// Presses buttons as a finger would: one press of a button at a time, each let go of before
 /// the next (a second `roomd ctl press` waits for the first).

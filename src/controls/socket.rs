@@ -10,8 +10,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufR
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::ctl::MAX_REQUEST_BYTES;
-use crate::core::{CtlReply, CtlRequest};
+use roomd_core::ctl::MAX_REQUEST_BYTES;
+use roomd_core::{CtlReply, CtlRequest};
 
 /// A request from a connection, with where its reply goes.
 pub struct Request {

@@ -18,7 +18,7 @@ pub use requests::{join, send_state, turn_servers, update_delayed};
 use session_file::SavedSession;
 
 use crate::config::{LoginSecret, MatrixConfig, Secret};
-use crate::core::{FailureKind, Input, MatrixFailure};
+use roomd_core::{FailureKind, Input, MatrixFailure};
 
 /// How long the homeserver may hold a sync request open.
 const SYNC_LONG_POLL: Duration = Duration::from_secs(30);

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::core::MatrixCommand;
+use roomd_core::MatrixCommand;
 
 /// How long the last messages may take to go out at shutdown.
 const DRAIN_LIMIT: Duration = Duration::from_secs(3);

@@ -18,8 +18,8 @@ use matrix_sdk::{Client, HttpError};
 use serde_json::Value;
 
 use crate::config::Secret;
-use crate::core::ice::TurnServers;
-use crate::core::{DelayedAction, FailureKind, MatrixFailure};
+use roomd_core::ice::TurnServers;
+use roomd_core::{DelayedAction, FailureKind, MatrixFailure};
 
 pub async fn join(client: &Client, room: &RoomOrAliasId) -> Result<OwnedRoomId, MatrixFailure> {
     client

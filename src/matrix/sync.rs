@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use matrix_sdk::deserialized_responses::ProcessedToDeviceEvent;
 
-use crate::core::events::{ROOM_MEMBER, TIMELINE_TYPES};
-use crate::core::voip;
-use crate::core::{Input, Invite, StateEvent, TimelineEvent};
+use roomd_core::events::{ROOM_MEMBER, TIMELINE_TYPES};
+use roomd_core::voip;
+use roomd_core::{Input, Invite, StateEvent, TimelineEvent};
 
 /// The fields every event the core reads has.
 #[derive(Deserialize)]

@@ -14,9 +14,10 @@ use gst::prelude::*;
 use super::devices::{Devices, VideoFormat};
 use super::elements::{add_linked, caps_filter, make};
 use super::encoder;
-use super::peer::{EventSink, IceServers, Peer, PeerContext};
+use super::ice::IceServers;
+use super::peer::{EventSink, Peer, PeerContext};
 use crate::config::NoiseSuppression;
-use crate::core::media::{MediaEvent, PeerId, PeerStats};
+use roomd_core::media::{MediaEvent, PeerId, PeerStats};
 
 /// What the engine needs from the config to build a call.
 #[derive(Debug, Clone)]

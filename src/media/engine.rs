@@ -6,9 +6,10 @@ use anyhow::Context;
 use super::call::{Call, MediaSettings};
 use super::devices::Devices;
 use super::encoder;
-use super::peer::{EventSink, IceServers};
-use crate::core::media::{MediaCommand, MediaEvent, PeerId, PeerStats};
-use crate::core::status::MediaStatus;
+use super::ice::IceServers;
+use super::peer::EventSink;
+use roomd_core::media::{MediaCommand, MediaEvent, PeerId, PeerStats};
+use roomd_core::status::MediaStatus;
 
 pub struct MediaEngine {
     devices: Devices,
@@ -124,8 +125,8 @@ impl MediaEngine {
                     None => (self.events)(MediaEvent::MicMuted(muted)),
                 }
             }
-            MediaCommand::SetIceServers { stun, turn } => {
-                self.ice = IceServers { stun, turn };
+            MediaCommand::SetIceServers { servers } => {
+                self.ice = IceServers::new(&servers);
                 if let Some(call) = &mut self.call {
                     call.set_ice_servers(self.ice.clone());
                 }

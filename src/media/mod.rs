@@ -8,6 +8,7 @@ pub mod devices;
 mod elements;
 pub mod encoder;
 mod engine;
+pub mod ice;
 mod layout;
 mod peer;
 mod sdp;

@@ -8,8 +8,9 @@ use anyhow::{Context, anyhow, bail};
 use gst::prelude::*;
 
 use super::elements::{add_linked, make};
+use super::ice::IceServers;
 use super::sdp;
-use crate::core::media::{
+use roomd_core::media::{
     Candidate, ConnectionState, MediaEvent, MediaKind, PeerId, PeerStats, SdpKind,
 };
 
@@ -30,50 +31,6 @@ pub struct PeerContext {
     pub extra_local_addresses: Vec<String>,
     /// The STUN and TURN servers new peers get.
     pub ice: IceServers,
-}
-
-/// STUN and TURN servers in webrtcbin's forms (`stun://host:port`,
-/// `turn://user:pass@host:port?transport=udp`). The TURN entries hold passwords: never log them.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct IceServers {
-    pub stun: Vec<String>,
-    pub turn: Vec<String>,
-}
-
-impl IceServers {
-    /// The servers with the credentials cut out, for status.
-    pub fn without_credentials(&self) -> Vec<String> {
-        self.stun
-            .iter()
-            .chain(&self.turn)
-            .map(|uri| match (uri.split_once("://"), uri.rfind('@')) {
-                (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &uri[at + 1..]),
-                _ => uri.clone(),
-            })
-            .collect()
-    }
-
-    /// Sets the servers on a webrtcbin before it makes its ICE streams. webrtcbin takes one
-    /// STUN server; the first TURN server goes in `turn-server` (so it can be read back), the
-    /// others through `add-turn-server`.
-    fn apply(&self, webrtc: &gst::Element, peer: &PeerId) {
-        if let Some(stun) = self.stun.first() {
-            webrtc.set_property("stun-server", stun);
-        }
-        let stripped = self.without_credentials();
-        for (i, turn) in self.turn.iter().enumerate() {
-            let shown = &stripped[self.stun.len() + i];
-            let taken = if i == 0 {
-                webrtc.set_property("turn-server", turn);
-                webrtc.property::<Option<String>>("turn-server").is_some()
-            } else {
-                webrtc.emit_by_name::<bool>("add-turn-server", &[turn])
-            };
-            if !taken {
-                log::warn!("media: {peer}: webrtcbin refused the TURN server {shown}");
-            }
-        }
-    }
 }
 
 #[derive(Default)]

@@ -7,7 +7,6 @@ pub mod demo;
 pub mod meeting;
 pub mod paths;
 pub mod roomd;
-pub mod spec;
 pub mod synapse;
 pub mod visitor;
 pub mod webrtc_peer;

@@ -242,7 +242,7 @@ pub async fn check_spec(browser: &Browser, room_user: &str) -> usize {
         if !received || !from_roomd || !event_type.starts_with("m.call.") {
             continue;
         }
-        if let Err(errors) = crate::spec::validate_call_event(event_type, content) {
+        if let Err(errors) = roomd_conformance::validate_call_event(event_type, content) {
             panic!("roomd sent a {event_type} that does not meet the spec: {errors:?}\n{content}");
         }
         checked += 1;
