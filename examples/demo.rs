@@ -2,7 +2,8 @@
 //! Synapse, roomd on test sources, and a visitor in headless Chromium who starts a call.
 //!
 //! `--png PATH`: where to save what the visitor sees from the room (default
-//! `target/demo/visitor-sees-the-room.png`). `--stay`: keep the call going until Ctrl-C.
+//! `target/demo/visitor-sees-the-room.png`). `--stay`: keep the call going until Ctrl-C. `-v`:
+//! show roomd's debug log and the visitor's console too.
 
 use std::path::PathBuf;
 
@@ -15,6 +16,10 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|examples| examples.parent())
         .ok_or_else(|| anyhow::anyhow!("cannot tell where the build went"))?;
     let roomd = profile.join("roomd");
+    let target = profile.parent().unwrap_or(profile);
+    // Shown as `target/demo/...` when run from the repository, as tools/demo.sh does.
+    let cwd = std::env::current_dir()?;
+    let target = target.strip_prefix(&cwd).unwrap_or(target);
     anyhow::ensure!(roomd.exists(), "build roomd first: cargo build --bin roomd");
     let args: Vec<String> = std::env::args().collect();
     let png = args
@@ -22,8 +27,15 @@ async fn main() -> anyhow::Result<()> {
         .position(|a| a == "--png")
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from)
-        .unwrap_or_else(|| profile.join("../demo/visitor-sees-the-room.png"));
+        .unwrap_or_else(|| target.join("demo/visitor-sees-the-room.png"));
     let stay = args.iter().any(|a| a == "--stay");
-    roomd_testbed::demo::run(roomd_testbed::demo::Options { roomd, png, stay }).await?;
+    let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
+    let options = roomd_testbed::demo::Options {
+        roomd,
+        png,
+        stay,
+        verbose,
+    };
+    roomd_testbed::demo::run(options).await?;
     Ok(())
 }

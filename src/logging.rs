@@ -33,8 +33,10 @@ enum Sink {
 /// The filter used when `RUST_LOG` is not set: `-v` raises roomd's level first, then everyone's.
 fn default_spec(verbosity: u8) -> &'static str {
     match verbosity {
-        // matrix-sdk warns on every sync that the device has no key backup, which it need not.
-        0 => "warn,roomd=info,matrix_sdk_crypto::backups=error",
+        // matrix-sdk warns on every sync that the device has no key backup, which it need not,
+        // and logs every refused request as an error, even those that are normal (account data
+        // not set yet, a homeserver without TURN); roomd logs the failures that matter itself.
+        0 => "warn,roomd=info,matrix_sdk_crypto::backups=error,matrix_sdk::http_client=off",
         1 => "info,roomd=debug",
         2 => "debug",
         _ => "trace",

@@ -11,6 +11,7 @@ async fn the_demo_puts_roomd_in_the_visitors_call_with_picture_both_ways() {
         roomd: env!("CARGO_BIN_EXE_roomd").into(),
         png: png.clone(),
         stay: false,
+        verbose: true,
     })
     .await
     .expect("the demo runs");
@@ -19,6 +20,13 @@ async fn the_demo_puts_roomd_in_the_visitors_call_with_picture_both_ways() {
     assert!(report.visitor_fps >= 20.0, "{report:?}");
     assert!(report.roomd_fps >= 10.0, "{report:?}");
     assert!(report.visitor_audio_level > 0.01, "{report:?}");
+    // What people read: words, not Rust's debug formatting.
+    let status = &report.status_text;
+    assert!(status.contains(": connected, "), "{status}");
+    assert!(
+        !status.contains("Some(") && !status.contains("None"),
+        "{status}"
+    );
     let bytes = std::fs::read(&png).unwrap();
     assert!(
         bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000,

@@ -79,6 +79,20 @@ pub enum ConnectionState {
     Closed,
 }
 
+impl ConnectionState {
+    /// In words, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConnectionState::New => "new",
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Connected => "connected",
+            ConnectionState::Disconnected => "disconnected",
+            ConnectionState::Failed => "failed",
+            ConnectionState::Closed => "closed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaKind {

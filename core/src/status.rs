@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::leds::{Led, Pattern};
+use super::media::{ConnectionState, PeerStats};
 use super::membership::{CallId, Member, Shape};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,7 +91,7 @@ pub struct MediaStatus {
     /// Video encoders running: one per call, however many peers (encode once).
     #[serde(default)]
     pub video_encoders: u32,
-    pub peers: Vec<super::media::PeerStats>,
+    pub peers: Vec<PeerStats>,
     /// The ICE servers the engine gives new peer connections, without credentials.
     #[serde(default)]
     pub ice_servers: Vec<String>,
@@ -170,8 +171,13 @@ impl Status {
             }
             for p in &m.peers {
                 out.push_str(&format!(
-                    "  peer {}: {:?}, {} frames sent, {} received, {} packets lost\n",
-                    p.peer, p.state, p.video_frames_sent, p.video_frames_received, p.packets_lost
+                    "  peer {}: {}, {} frames sent, {} received, {} packets lost\n",
+                    p.peer,
+                    p.state
+                        .map_or("not connected yet", ConnectionState::describe),
+                    p.video_frames_sent,
+                    p.video_frames_received,
+                    p.packets_lost
                 ));
             }
         }

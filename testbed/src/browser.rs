@@ -147,13 +147,23 @@ fn chromium_path() -> PathBuf {
 }
 
 impl Browser {
-    /// Starts node, Chromium and the page; `name` prefixes its log lines.
+    /// Starts node, Chromium and the page; `name` prefixes its log lines, which go to stderr
+    /// (a test shows them when it fails).
     pub async fn start(name: &str) -> anyhow::Result<Browser> {
         Self::start_with_args(name, &[]).await
     }
 
+    /// As [`Browser::start`], with its log kept (for [`Browser::log_tail`]) but not shown.
+    pub async fn start_quiet(name: &str) -> anyhow::Result<Browser> {
+        Self::launch(name, &[], false).await
+    }
+
     /// As [`Browser::start`], with more Chromium flags.
     pub async fn start_with_args(name: &str, chromium_args: &[&str]) -> anyhow::Result<Browser> {
+        Self::launch(name, chromium_args, true).await
+    }
+
+    async fn launch(name: &str, chromium_args: &[&str], echo: bool) -> anyhow::Result<Browser> {
         check_installed()?;
         let dir = browser_dir();
         let mut command = Command::new("node");
@@ -187,8 +197,10 @@ impl Browser {
             .spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    // Shown by the test harness when a test fails.
-                    eprintln!("{line}");
+                    if echo {
+                        // Shown by the test harness when a test fails.
+                        eprintln!("{line}");
+                    }
                     let mut log = s.log.lock().unwrap();
                     if log.len() == LOG_LINES {
                         log.pop_front();

@@ -20,6 +20,9 @@ pub struct Options {
     pub png: PathBuf,
     /// Keep the call going until Ctrl-C after measuring.
     pub stay: bool,
+    /// Show everything: roomd's debug log and the visitor's console, besides the demo's lines
+    /// and roomd's info.
+    pub verbose: bool,
 }
 
 /// What a demo run measured.
@@ -37,6 +40,8 @@ pub struct Report {
     pub visitor_audio_level: f64,
     pub roomd_fps: f64,
     pub png: PathBuf,
+    /// `roomd ctl status` during the call, as printed.
+    pub status_text: String,
 }
 
 const ROOM_PASSWORD: &str = "demo-room-password";
@@ -65,7 +70,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         options.roomd.display()
     ));
     let started = Instant::now();
-    let mut roomd = Roomd::spawn(&options.roomd, &config, dir.path(), &[], &[])?;
+    let roomd_args: &[&str] = if options.verbose { &["-v"] } else { &[] };
+    let mut roomd = Roomd::spawn(&options.roomd, &config, dir.path(), roomd_args, &[])?;
     let mut shown = 0;
     let ready = loop {
         shown = echo_log(&roomd, shown);
@@ -95,7 +101,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     .context("roomd did not join the meeting room")?;
 
     say("starting the visitor: headless Chromium running matrix-js-sdk");
-    let browser = Browser::start("visitor").await?;
+    let browser = if options.verbose {
+        Browser::start("visitor").await?
+    } else {
+        Browser::start_quiet("visitor").await?
+    };
     browser
         .login(&synapse.url(), "visitor", VISITOR_PASSWORD, "VISITORWEB")
         .await?;
@@ -144,6 +154,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     ));
     say(&format!("roomd decodes the visitor at {roomd_fps:.1} fps"));
 
+    shown = echo_log(&roomd, shown);
     if let Some(parent) = options.png.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -152,9 +163,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "saved what the visitor sees from the room: {}",
         options.png.display()
     ));
-    let status = roomd.ctl(&["status"]);
+    let status_text = String::from_utf8_lossy(&roomd.ctl(&["status"]).stdout).into_owned();
     say("roomd ctl status:");
-    print!("{}", String::from_utf8_lossy(&status.stdout));
+    print!("{status_text}");
 
     if options.stay {
         say("the call goes on; Ctrl-C ends the demo");
@@ -185,6 +196,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         visitor_audio_level: from_roomd.audio_level,
         roomd_fps,
         png: options.png,
+        status_text,
     })
 }
 

@@ -7,6 +7,7 @@ mod ice;
 mod panel;
 mod peer_calls;
 mod session;
+mod status_text;
 mod wakeups;
 
 use std::time::{Duration, Instant};
