@@ -284,6 +284,7 @@ fn settings() -> Settings {
             conference_focus: Some(FOCUS.try_into().unwrap()),
         },
         watchdog_timeout: Some(Duration::from_secs(600)),
+        livekit_service_url: None,
         ice: IceSettings {
             stun: vec![IceUri::parse("stun:stun.example.org").unwrap()],
             ..IceSettings::default()
@@ -609,6 +610,27 @@ impl World {
                         Ok(TurnServers::none())
                     };
                     self.handle(Input::TurnServers(result));
+                }
+                MatrixCommand::FetchRtcTransports | MatrixCommand::FetchWellKnownRtcFoci => {
+                    // What a homeserver may list: a LiveKit transport, another kind, junk.
+                    let result = if fail {
+                        Err(failure())
+                    } else {
+                        Ok((0..r.below(3))
+                            .map(|_| match r.below(3) {
+                                0 => json!({
+                                    "type": "livekit",
+                                    "livekit_service_url": "https://rtc.example.org/jwt",
+                                }),
+                                1 => json!({"type": r.text()}),
+                                _ => json!(r.text()),
+                            })
+                            .collect())
+                    };
+                    self.handle(match command {
+                        MatrixCommand::FetchRtcTransports => Input::RtcTransports(result),
+                        _ => Input::WellKnownRtcFoci(result),
+                    });
                 }
                 MatrixCommand::Sync { .. }
                 | MatrixCommand::SendToDevice { .. }

@@ -59,6 +59,11 @@ fn settings(config: &Config, turn_password: Option<Secret>, volume: u8) -> Setti
             direct_call_from: config.calls.direct_call_from.clone(),
             conference_focus: config.calls.conference_focus.clone(),
         },
+        livekit_service_url: config
+            .calls
+            .livekit_service_url
+            .as_ref()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned()),
         watchdog_timeout: systemd::watchdog_timeout(),
         ice: IceSettings {
             stun: config.ice.stun_servers.clone(),
@@ -337,6 +342,10 @@ fn start(
                 result: Err(failure),
             }),
             MatrixCommand::FetchTurnServers => Done::Input(Input::TurnServers(Err(failure))),
+            MatrixCommand::FetchRtcTransports => Done::Input(Input::RtcTransports(Err(failure))),
+            MatrixCommand::FetchWellKnownRtcFoci => {
+                Done::Input(Input::WellKnownRtcFoci(Err(failure)))
+            }
             MatrixCommand::LogIn { .. }
             | MatrixCommand::SendToDevice { .. }
             | MatrixCommand::SendEvent { .. } => unreachable!("handled elsewhere"),
@@ -385,6 +394,12 @@ fn start(
             MatrixCommand::FetchTurnServers => {
                 Done::Input(Input::TurnServers(matrix::turn_servers(&client).await))
             }
+            MatrixCommand::FetchRtcTransports => {
+                Done::Input(Input::RtcTransports(matrix::rtc_transports(&client).await))
+            }
+            MatrixCommand::FetchWellKnownRtcFoci => Done::Input(Input::WellKnownRtcFoci(
+                matrix::well_known_rtc_foci(&client).await,
+            )),
             MatrixCommand::LogIn { .. }
             | MatrixCommand::SendToDevice { .. }
             | MatrixCommand::SendEvent { .. } => unreachable!("handled elsewhere"),

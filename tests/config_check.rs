@@ -111,7 +111,8 @@ fn every_error_is_reported_at_once_with_its_place() {
         [leds.pins]\n\
         muted = 17\n\
         [calls]\n\
-        join = \"sometimes\"\n";
+        join = \"sometimes\"\n\
+        livekit_service_url = \"wss://rtc.example.com/jwt\"\n";
     let path = dir.path().join("x.toml");
     std::fs::write(&path, config).unwrap();
 
@@ -131,10 +132,13 @@ fn every_error_is_reported_at_once_with_its_place() {
         format!(
             "{p}:14:8: error: calls.join: unknown variant `sometimes`, expected one of `auto`, `when-rung`, `never`"
         ),
+        format!(
+            "{p}:15:23: error: calls.livekit_service_url: must be an http or https URL with a host"
+        ),
     ] {
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }
-    assert!(err.contains("7 errors found"), "{err}");
+    assert!(err.contains("8 errors found"), "{err}");
     assert!(
         !err.contains("warning: matrix.user_id"),
         "no warning on top of the error: {err}"

@@ -22,6 +22,7 @@ mod principal;
 pub mod reorder;
 mod room;
 mod rooms;
+pub mod rtc;
 mod secret;
 mod session;
 pub mod status;
@@ -92,6 +93,11 @@ pub enum Input {
     Button(ButtonEdge),
     /// The result of a [`MatrixCommand::FetchTurnServers`].
     TurnServers(Result<ice::TurnServers, MatrixFailure>),
+    /// The result of a [`MatrixCommand::FetchRtcTransports`]: the `rtc_transports` objects.
+    RtcTransports(Result<Vec<Value>, MatrixFailure>),
+    /// The result of a [`MatrixCommand::FetchWellKnownRtcFoci`]: the `rtc_foci` objects (none
+    /// when `.well-known` has no such key).
+    WellKnownRtcFoci(Result<Vec<Value>, MatrixFailure>),
     /// A control-socket request; answered with [`Output::Reply`] carrying the same `id`.
     Ctl {
         id: u64,
@@ -187,6 +193,12 @@ pub enum MatrixCommand {
     /// Ask the homeserver for its TURN servers (`GET /voip/turnServer`); answer with
     /// [`Input::TurnServers`].
     FetchTurnServers,
+    /// Ask the homeserver for its RTC transports (MSC4143 `GET .../rtc/transports`); answer with
+    /// [`Input::RtcTransports`].
+    FetchRtcTransports,
+    /// Read `.well-known/matrix/client`'s `org.matrix.msc4143.rtc_foci`; answer with
+    /// [`Input::WellKnownRtcFoci`].
+    FetchWellKnownRtcFoci,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +244,9 @@ pub struct Settings {
     pub watchdog_timeout: Option<Duration>,
     /// STUN and TURN servers from the config.
     pub ice: ice::IceSettings,
+    /// The LiveKit token service to publish on when the homeserver names none
+    /// (`[calls] livekit_service_url`).
+    pub livekit_service_url: Option<String>,
     pub panel: PanelSettings,
 }
 
@@ -250,6 +265,7 @@ pub struct Core {
     media_unavailable: Option<String>,
     panel: panel::Panel,
     ice: ice::Ice,
+    rtc: rtc::Discovery,
     watchdog: Option<watchdog::Watchdog>,
     outputs: Outputs,
     /// The last request ID handed out; each command that expects a result gets a new one.
@@ -274,6 +290,7 @@ impl Core {
             media_unavailable: None,
             panel,
             ice: ice::Ice::new(settings.ice),
+            rtc: rtc::Discovery::new(settings.livekit_service_url),
             watchdog: settings
                 .watchdog_timeout
                 .map(|t| watchdog::Watchdog::new(now.mono, t)),
@@ -318,6 +335,8 @@ impl Core {
                 }
             }
             Input::TurnServers(result) => self.ice.on_answer(now.mono, result),
+            Input::RtcTransports(result) => self.rtc.on_transports(now.mono, result, out),
+            Input::WellKnownRtcFoci(result) => self.rtc.on_well_known(now.mono, result),
             Input::Invite(invite) => {
                 if self.shutting_down.is_none() {
                     self.rooms.on_invite(&invite, ids, out);
@@ -471,6 +490,7 @@ impl Core {
         self.session.on_tick(now.mono, &mut self.outputs);
         let logged_in = self.session.logged_in();
         self.ice.step(now.mono, logged_in, &mut self.outputs);
+        self.rtc.step(now.mono, logged_in, &mut self.outputs);
         let stay_out = if self.panel.do_not_disturb_left(now.mono).is_some() {
             Some("do not disturb (the hang-up button was held)")
         } else if self.calls.direct_call_on() {
@@ -628,6 +648,7 @@ impl Core {
                     .map(|left| left.as_secs()),
             },
             ice: self.ice.status(now.mono),
+            livekit: self.rtc.describe(),
             media: None,
         }
     }
@@ -659,6 +680,7 @@ impl Core {
             self.rooms.next_wakeup(now, self.session.in_service()),
             self.calls.next_wakeup(),
             self.ice.next_wakeup(),
+            self.rtc.next_wakeup(self.session.logged_in()),
             self.shutting_down,
         ]
         .into_iter()

@@ -27,6 +27,9 @@ pub struct Status {
     /// The STUN and TURN servers new peer connections get.
     #[serde(default)]
     pub ice: IceStatus,
+    /// The LiveKit transport for Element Call sessions, and where it came from.
+    #[serde(default)]
+    pub livekit: String,
     /// The media engine's side, filled in by the daemon from the engine itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaStatus>,
@@ -201,6 +204,7 @@ impl Status {
             self.ice.servers(),
             self.ice.homeserver
         ));
+        out.push_str(&format!("livekit: {}\n", self.livekit));
         for r in &self.rooms {
             let id = match r.room_id.as_deref() {
                 Some(id) if id != r.room => format!(" ({id})"),

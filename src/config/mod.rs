@@ -83,6 +83,8 @@ pub struct CallsConfig {
     pub join_button_starts_call: bool,
     pub do_not_disturb_minutes: u32,
     pub conference_focus: Option<OwnedUserId>,
+    /// The LiveKit token service when the homeserver names none.
+    pub livekit_service_url: Option<Url>,
 }
 
 /// STUN and TURN servers of the config's own, used besides the homeserver's TURN servers.
@@ -278,6 +280,7 @@ impl Default for Config {
                 direct_call_from: vec![Principal::Server(owned_server_name!("example.org"))],
                 do_not_disturb_minutes: 30,
                 conference_focus: None,
+                livekit_service_url: None,
             },
             ice: IceConfig::default(),
             camera: CameraConfig {

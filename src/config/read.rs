@@ -153,6 +153,7 @@ fn read_calls(r: &mut Reader, t: &DeTable, c: &mut CallsConfig) {
         &mut c.do_not_disturb_minutes,
     );
     r.field(t, P, "conference_focus", &mut c.conference_focus);
+    r.field(t, P, "livekit_service_url", &mut c.livekit_service_url);
 }
 
 fn read_ice(r: &mut Reader, t: &DeTable, c: &mut IceConfig) {

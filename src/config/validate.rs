@@ -174,6 +174,14 @@ impl Validator<'_> {
                 self.error("rooms.serve", format!("`{room}` is listed twice"));
             }
         }
+        if let Some(url) = &c.calls.livekit_service_url
+            && !(matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        {
+            self.error(
+                "calls.livekit_service_url",
+                "must be an http or https URL with a host",
+            );
+        }
         if c.calls.do_not_disturb_minutes > 24 * 60 {
             self.error(
                 "calls.do_not_disturb_minutes",

@@ -14,7 +14,9 @@ use matrix_sdk::store::RoomLoadSettings;
 use matrix_sdk::{Client, SessionMeta, SessionTokens};
 
 pub use outbox::Outbox;
-pub use requests::{join, send_state, turn_servers, update_delayed};
+pub use requests::{
+    join, rtc_transports, send_state, turn_servers, update_delayed, well_known_rtc_foci,
+};
 use session_file::SavedSession;
 
 use crate::config::{LoginSecret, MatrixConfig, Secret};

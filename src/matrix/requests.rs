@@ -1,5 +1,5 @@
 //! The core's room commands, carried out with matrix-sdk: joins, state writes (delayed or not),
-//! delayed-event updates, and the homeserver's TURN servers.
+//! delayed-event updates, the homeserver's TURN servers and its RTC transports.
 
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use matrix_sdk::ruma::api::FeatureFlag;
 use matrix_sdk::ruma::api::client::delayed_events::{
     DelayParameters, delayed_state_event, update_delayed_event,
 };
+use matrix_sdk::ruma::api::client::rtc::transports;
 use matrix_sdk::ruma::api::client::state::send_state_event;
 use matrix_sdk::ruma::api::client::voip::get_turn_server_info;
 use matrix_sdk::ruma::api::error::ErrorKind;
@@ -136,6 +137,32 @@ pub async fn turn_servers(client: &Client) -> Result<TurnServers, MatrixFailure>
         }
         Err(e) => Err(http_failure("asking for the homeserver's TURN servers", &e)),
     }
+}
+
+/// The homeserver's RTC transports (MSC4143), as JSON objects for the core to read.
+pub async fn rtc_transports(client: &Client) -> Result<Vec<Value>, MatrixFailure> {
+    let response = client
+        .send(transports::v1::Request::new())
+        .await
+        .map_err(|e| http_failure("asking for the homeserver's RTC transports", &e))?;
+    Ok(to_json(&response.rtc_transports))
+}
+
+/// `.well-known/matrix/client`'s `org.matrix.msc4143.rtc_foci`, as JSON objects; none when the
+/// file or the key is missing.
+pub async fn well_known_rtc_foci(client: &Client) -> Result<Vec<Value>, MatrixFailure> {
+    let foci = client
+        .rtc_foci()
+        .await
+        .map_err(|e| http_failure("reading .well-known's RTC foci", &e))?;
+    Ok(to_json(&foci))
+}
+
+fn to_json<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
+    items
+        .iter()
+        .filter_map(|t| serde_json::to_value(t).ok())
+        .collect()
 }
 
 fn kind_of(kind: Option<&ErrorKind>, status: Option<u16>) -> FailureKind {

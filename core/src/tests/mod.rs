@@ -6,6 +6,7 @@ mod hostile;
 mod ice;
 mod panel;
 mod peer_calls;
+mod rtc_discovery;
 mod session;
 mod status_text;
 mod wakeups;
@@ -46,6 +47,7 @@ pub fn settings(join: JoinPolicy, watchdog: Option<Duration>) -> Settings {
         },
         watchdog_timeout: watchdog,
         ice: Default::default(),
+        livekit_service_url: None,
         panel: PanelSettings {
             debounce: DEBOUNCE,
             long_press: LONG_PRESS,
