@@ -499,10 +499,12 @@ impl Core {
             None
         };
         let in_service = self.session.in_service();
+        let livekit = self.rtc.transport().map(|t| t.service_url.as_str());
         self.rooms.step(
             now,
             in_service,
             stay_out,
+            livekit,
             &mut self.request_ids,
             &mut self.outputs,
         );

@@ -97,6 +97,13 @@ pub struct Member {
     pub focus: String,
     /// When the membership lapses, in ms since the Unix epoch.
     pub expires_at_ms: u64,
+    /// When the member joined (`created_ts`, else the event's `origin_server_ts`), in ms since
+    /// the Unix epoch: the oldest membership's transport is `oldest_membership`'s choice.
+    pub created_ms: u64,
+    /// The LiveKit token service the member publishes on (`foci_preferred[0]`), for sessions.
+    pub transport: Option<String>,
+    /// How the session's SFU is chosen (`multi_sfu`, `oldest_membership`), for sessions.
+    pub focus_selection: Option<String>,
     /// The MSC3401 device session, which peer-call signalling addresses.
     pub session_id: Option<String>,
     pub shape: Shape,
@@ -197,6 +204,20 @@ fn rtc_member_data(
         .expires_ts(Some(origin))
         .map(|t| u64::from(t.0))
         .ok_or("membership expiry out of range")?;
+    let (created_ms, transport, focus_selection) = match m {
+        MembershipData::Session(s) => (
+            u64::from(s.created_ts.unwrap_or(origin).0),
+            s.foci_preferred.first().and_then(|f| match f {
+                Focus::Livekit(l) => Some(l.service_url.clone()),
+                _ => None,
+            }),
+            match &s.focus_active {
+                ActiveFocus::Livekit(a) => Some(a.focus_selection.as_str().to_owned()),
+                _ => None,
+            },
+        ),
+        _ => (u64::from(origin.0), None, None),
+    };
     Ok(Member {
         user_id: sender.to_owned(),
         device_id: m.device_id().to_string(),
@@ -207,6 +228,9 @@ fn rtc_member_data(
         },
         focus,
         expires_at_ms,
+        created_ms,
+        transport,
+        focus_selection,
         session_id: None,
         shape,
     })
@@ -252,6 +276,9 @@ fn mesh_calls(ev: &StateEvent) -> Result<Vec<Member>, String> {
                 call: CallId::mesh(&call.call_id),
                 focus: "mesh".to_owned(),
                 expires_at_ms: d.expires_ts,
+                created_ms: ev.origin_server_ts,
+                transport: None,
+                focus_selection: None,
                 session_id: Some(d.session_id.clone()),
                 shape: Shape::MeshCalls,
             })
@@ -345,11 +372,15 @@ pub fn rtc_member(ev: &TimelineEvent) -> Result<(String, Option<Member>), String
         .sticky_duration_ms
         .unwrap_or(MAX_STICKY_MS)
         .min(MAX_STICKY_MS);
-    let focus = c
-        .transports
-        .and_then(|t| t.published.first().cloned())
+    let published = c.transports.and_then(|t| t.published.first().cloned());
+    let focus = published
+        .as_ref()
         .and_then(|t| t.get("type").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| "unknown".to_owned());
+    let transport = published
+        .as_ref()
+        .and_then(|t| t.get("livekit_service_url").and_then(Value::as_str))
+        .map(str::to_owned);
     Ok((
         key,
         Some(Member {
@@ -358,6 +389,10 @@ pub fn rtc_member(ev: &TimelineEvent) -> Result<(String, Option<Member>), String
             call: slot_call(&app.kind, &c.slot_id),
             focus,
             expires_at_ms: ev.origin_server_ts.saturating_add(sticky),
+            created_ms: ev.origin_server_ts,
+            transport,
+            // Matrix 2.0 mode is multi-SFU.
+            focus_selection: Some("multi_sfu".to_owned()),
             session_id: None,
             shape: Shape::RtcMember,
         }),

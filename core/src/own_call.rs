@@ -7,23 +7,31 @@ use std::time::{Duration, Instant};
 
 use ruma::events::call::member::{
     ActiveFocus, ActiveLivekitFocus, Application, CallApplicationContent, CallMemberEventContent,
-    CallScope, Focus,
+    CallScope, Focus, LivekitFocus,
 };
-use ruma::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
+use ruma::{MilliSecondsSinceUnixEpoch, OwnedDeviceId, OwnedRoomId, OwnedUserId, RoomId, UInt};
 use serde_json::{Value, json};
 
 use super::backoff::Backoff;
 use super::events::CALL_MEMBER;
-use super::membership::CallId;
+use super::membership::{CallId, Member};
 use super::{DelayedAction, FailureKind, MatrixCommand, MatrixFailure, Now, Output, Outputs};
 
-/// How long after our last restart the homeserver sends our leave (about EC's 18 s).
+/// How long after our last restart the homeserver sends our leave, for mesh calls...
 pub const LEAVE_DELAY: Duration = Duration::from_secs(20);
-/// How often the delayed leave is restarted while we are alive.
+/// ...and how often the delayed leave is restarted while we are alive.
 pub const RESTART_EVERY: Duration = Duration::from_secs(5);
+/// Element Call's timings for the same (`config/ConfigOptions.ts`), used in its sessions.
+pub const SESSION_LEAVE_DELAY: Duration = Duration::from_secs(18);
+pub const SESSION_RESTART_EVERY: Duration = Duration::from_secs(4);
 /// How long a published mesh membership claims to last, and when it is re-published.
 pub const MEMBERSHIP_LIFETIME: Duration = Duration::from_secs(3600);
 pub const REFRESH_AFTER: Duration = Duration::from_secs(1800);
+/// A session membership's `expires` grows in these steps from its `created_ts`, as Element
+/// Call's does (4 h, 8 h, ...)...
+pub const SESSION_EXPIRES_STEP: Duration = Duration::from_secs(4 * 3600);
+/// ...re-published this long before it would lapse.
+pub const SESSION_REFRESH_BEFORE: Duration = Duration::from_secs(3600);
 
 /// Who we publish as.
 #[derive(Debug, Clone)]
@@ -67,10 +75,34 @@ pub struct OwnCall {
     backoff: Backoff,
     /// Whether the room's state has shown our membership since we published it.
     seen_in_state: bool,
+    /// The LiveKit transport our session membership names (`foci_preferred`).
+    transport: Option<String>,
+    /// Our session membership's first join (its `origin_server_ts`, as the room's state shows
+    /// it), which refreshes keep as `created_ts`.
+    session_created_ms: Option<u64>,
+    /// Our session membership's `expires`, grown at each refresh.
+    session_expires: Duration,
+    /// The transport changed while in a session: publish again.
+    transport_changed: bool,
 }
 
-/// The state key and content of our membership in `call`.
-fn membership(call: &CallId, me: &Identity, now: Now) -> (String, Value) {
+/// How long the leave is delayed, and how often it is restarted, for `call`.
+fn leave_timings(call: &CallId) -> (Duration, Duration) {
+    match call {
+        CallId::Rtc { .. } => (SESSION_LEAVE_DELAY, SESSION_RESTART_EVERY),
+        CallId::Mesh { .. } | CallId::Focus { .. } => (LEAVE_DELAY, RESTART_EVERY),
+    }
+}
+
+/// The state key and content of our membership in `call`; `session`: for the room's Element
+/// Call session, its transport, first join and lifetime.
+fn membership(
+    call: &CallId,
+    me: &Identity,
+    now: Now,
+    room_id: &RoomId,
+    session: &SessionPublish,
+) -> (String, Value) {
     match call {
         CallId::Mesh { group_call_id } => (
             me.user_id.to_string(),
@@ -85,25 +117,53 @@ fn membership(call: &CallId, me: &Identity, now: Now) -> (String, Value) {
                 }],
             }]}),
         ),
+        CallId::Rtc { .. } => session_membership(me, room_id, session),
         // A focus conference has no membership of its own; never published.
-        CallId::Rtc { .. } | CallId::Focus { .. } => session_membership(me, Vec::new()),
+        CallId::Focus { .. } => (state_key(call, me), json!({})),
     }
 }
 
-/// The MSC4143 session membership (Element Call's shape) for the room call: state key
-/// `_@user:server_DEVICE_m.call`. Used once roomd can reach a LiveKit focus.
-pub fn session_membership(me: &Identity, foci_preferred: Vec<Focus>) -> (String, Value) {
+/// What our session membership says besides who we are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPublish {
+    /// The LiveKit token service we publish on.
+    pub transport: Option<String>,
+    /// Our first join, for `created_ts` (absent on the first join, as Element Call writes it).
+    pub created_ms: Option<u64>,
+    pub expires: Duration,
+}
+
+/// The MSC4143 session membership for the room call, as Element Call writes it in its default
+/// (compatibility) mode: state key `_@user:server_DEVICE_m.call`, multi-SFU with our transport
+/// first in `foci_preferred` and the room ID as its alias. ruma's type has no `membershipID` or
+/// `m.call.intent`, which Element Call reads and sends: they are added to its JSON.
+pub fn session_membership(
+    me: &Identity,
+    room_id: &RoomId,
+    session: &SessionPublish,
+) -> (String, Value) {
+    let foci_preferred = session
+        .transport
+        .iter()
+        .map(|url| Focus::Livekit(LivekitFocus::new(room_id.to_string(), url.clone())))
+        .collect();
+    let mut focus_active = ActiveLivekitFocus::new();
+    focus_active.focus_selection = "multi_sfu".into();
+    let created_ts = session
+        .created_ms
+        .map(|ms| MilliSecondsSinceUnixEpoch(UInt::new_saturating(ms)));
     let content = CallMemberEventContent::new(
         Application::Call(CallApplicationContent::new(String::new(), CallScope::Room)),
         me.device_id.clone(),
-        ActiveFocus::Livekit(ActiveLivekitFocus::new()),
+        ActiveFocus::Livekit(focus_active),
         foci_preferred,
-        None,
-        None,
+        created_ts,
+        Some(session.expires),
     );
-    let state_key = format!("_{}_{}_m.call", me.user_id, me.device_id);
-    let content = serde_json::to_value(content).expect("a membership serializes");
-    (state_key, content)
+    let mut content = serde_json::to_value(content).expect("a membership serializes");
+    content["membershipID"] = json!(format!("{}:{}", me.user_id, me.device_id));
+    content["m.call.intent"] = json!("video");
+    (state_key(&CallId::room_call(), me), content)
 }
 
 fn state_key(call: &CallId, me: &Identity) -> String {
@@ -128,6 +188,19 @@ impl OwnCall {
             retry_at: None,
             backoff: Backoff::new(Duration::from_secs(2), Duration::from_secs(60)),
             seen_in_state: false,
+            transport: None,
+            session_created_ms: None,
+            session_expires: SESSION_EXPIRES_STEP,
+            transport_changed: false,
+        }
+    }
+
+    /// The LiveKit transport to name in a session membership. A change while in a session is
+    /// published at the next step.
+    pub fn set_transport(&mut self, transport: Option<String>) {
+        if self.transport != transport {
+            self.transport = transport;
+            self.transport_changed = matches!(self.phase, Phase::In(CallId::Rtc { .. }));
         }
     }
 
@@ -238,13 +311,18 @@ impl OwnCall {
             }
             Phase::In(call) => {
                 if self.next_restart.is_some_and(|t| now.mono >= t) {
-                    self.next_restart = Some(now.mono + RESTART_EVERY);
+                    self.next_restart = Some(now.mono + leave_timings(&call).1);
                     if !self.pending.values().any(|p| *p == Purpose::Restart) {
                         self.update_delayed(Purpose::Restart, ids, DelayedAction::Restart, out);
                     }
                 }
-                if self.refresh_at.is_some_and(|t| now.mono >= t) {
+                if self.refresh_at.is_some_and(|t| now.mono >= t) || self.transport_changed {
                     self.refresh_at = None;
+                    if !self.transport_changed {
+                        // Element Call's refresh: the same created_ts, a longer expires.
+                        self.session_expires += SESSION_EXPIRES_STEP;
+                    }
+                    self.transport_changed = false;
                     self.publish(Purpose::Refresh, now, &call, me, ids, out);
                 }
             }
@@ -278,7 +356,7 @@ impl OwnCall {
                 ids,
                 key,
                 json!({}),
-                Some(LEAVE_DELAY),
+                Some(leave_timings(call).0),
                 out,
             );
         }
@@ -300,7 +378,12 @@ impl OwnCall {
         ids: &mut u64,
         out: &mut Outputs,
     ) {
-        let (key, content) = membership(call, me, now);
+        let session = SessionPublish {
+            transport: self.transport.clone(),
+            created_ms: self.session_created_ms,
+            expires: self.session_expires,
+        };
+        let (key, content) = membership(call, me, now, &self.room_id, &session);
         self.send_state(purpose, ids, key, content, None, out);
     }
 
@@ -318,7 +401,7 @@ impl OwnCall {
     pub fn observe(
         &mut self,
         now: Now,
-        present: bool,
+        ours: Option<&Member>,
         me: &Identity,
         ids: &mut u64,
         out: &mut Outputs,
@@ -326,8 +409,15 @@ impl OwnCall {
         let Phase::In(call) = self.phase.clone() else {
             return;
         };
-        if present {
+        if let Some(member) = ours {
             self.seen_in_state = true;
+            if matches!(call, CallId::Rtc { .. }) && self.session_created_ms.is_none() {
+                // Our first join as the homeserver stamped it: kept as created_ts from now on.
+                self.session_created_ms = Some(member.created_ms);
+                if self.refresh_at.is_some() {
+                    self.refresh_at = Some(self.refresh_time(now, &call));
+                }
+            }
         } else if self.seen_in_state && self.pending.is_empty() {
             log::warn!(
                 "our membership in {} was removed from the room's state; publishing it again",
@@ -374,9 +464,11 @@ impl OwnCall {
                 log::info!("in {call} in {}", self.room_id);
                 self.seen_in_state = false;
                 self.backoff.succeed();
+                // Until the room's state shows our first join, now is close enough to it.
+                self.refresh_at = Some(self.refresh_time(now, &call));
+                let restart = leave_timings(&call).1;
+                self.next_restart = self.delay_id.as_ref().map(|_| now.mono + restart);
                 self.phase = Phase::In(call);
-                self.refresh_at = Some(now.mono + REFRESH_AFTER);
-                self.next_restart = self.delay_id.as_ref().map(|_| now.mono + RESTART_EVERY);
             }
             (Purpose::ScheduleLeave | Purpose::Publish, Err(e), Phase::Joining(call)) => {
                 let wait = self.backoff.fail();
@@ -391,8 +483,8 @@ impl OwnCall {
                 self.phase = Phase::Out;
                 self.retry_at = Some(now.mono + wait);
             }
-            (Purpose::Refresh, Ok(_), Phase::In(_)) => {
-                self.refresh_at = Some(now.mono + REFRESH_AFTER);
+            (Purpose::Refresh, Ok(_), Phase::In(call)) => {
+                self.refresh_at = Some(self.refresh_time(now, &call));
             }
             (Purpose::Refresh, Err(e), Phase::In(_)) => {
                 log::warn!(
@@ -470,8 +562,23 @@ impl OwnCall {
         true
     }
 
+    /// When our membership of `call`, (re)published now, is next refreshed.
+    fn refresh_time(&self, now: Now, call: &CallId) -> Instant {
+        match call {
+            CallId::Rtc { .. } => {
+                let created = self.session_created_ms.unwrap_or(now.unix_ms);
+                let lapses = created.saturating_add(self.session_expires.as_millis() as u64);
+                now.instant_at(lapses.saturating_sub(SESSION_REFRESH_BEFORE.as_millis() as u64))
+            }
+            CallId::Mesh { .. } | CallId::Focus { .. } => now.mono + REFRESH_AFTER,
+        }
+    }
+
     fn left(&mut self) {
         log::info!("left the call in {}", self.room_id);
+        self.session_created_ms = None;
+        self.session_expires = SESSION_EXPIRES_STEP;
+        self.transport_changed = false;
         self.seen_in_state = false;
         self.phase = Phase::Out;
         self.delay_id = None;
@@ -480,3 +587,6 @@ impl OwnCall {
         self.retry_at = None;
     }
 }
+
+#[cfg(test)]
+mod tests;

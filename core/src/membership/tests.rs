@@ -60,6 +60,12 @@ fn element_call_session_membership_with_and_without_underscore() {
             TS + 14_400_000,
             "origin_server_ts + expires"
         );
+        assert_eq!(m.created_ms, TS, "joined when first sent");
+        assert_eq!(
+            m.transport.as_deref(),
+            Some("https://rtc.localhost/livekit/jwt")
+        );
+        assert_eq!(m.focus_selection.as_deref(), Some("multi_sfu"));
     }
 }
 
@@ -74,6 +80,7 @@ fn created_ts_takes_precedence_over_origin_server_ts() {
     ))
     .unwrap();
     assert_eq!(m[0].expires_at_ms, TS - 1000 + 14_400_000);
+    assert_eq!(m[0].created_ms, TS - 1000);
 }
 
 #[test]
@@ -287,13 +294,50 @@ fn session_membership_we_would_publish_reads_back_as_ours() {
         device_id: "ROOMD".into(),
         session_id: "s".to_owned(),
     };
-    let (key, content) = crate::own_call::session_membership(&me, Vec::new());
+    let room = owned_room_id!("!room:localhost");
+    let first = crate::own_call::SessionPublish {
+        transport: Some("https://rtc.localhost/livekit/jwt".to_owned()),
+        created_ms: None,
+        expires: std::time::Duration::from_secs(4 * 3600),
+    };
+    let (key, content) = crate::own_call::session_membership(&me, &room, &first);
     assert_eq!(key, "_@room:localhost_ROOMD_m.call");
-    assert_eq!(content["application"], "m.call");
-    assert_eq!(content["call_id"], "");
-    assert_eq!(content["scope"], "m.room");
-    assert_eq!(content["focus_active"]["type"], "livekit");
+    // Exactly as Element Call writes a first join.
+    assert_eq!(
+        content,
+        json!({
+            "application": "m.call",
+            "call_id": "",
+            "scope": "m.room",
+            "device_id": "ROOMD",
+            "membershipID": "@room:localhost:ROOMD",
+            "expires": 14_400_000,
+            "m.call.intent": "video",
+            "focus_active": {"type": "livekit", "focus_selection": "multi_sfu"},
+            "foci_preferred": [{
+                "type": "livekit",
+                "livekit_service_url": "https://rtc.localhost/livekit/jwt",
+                "livekit_alias": "!room:localhost"
+            }]
+        })
+    );
     let members = call_member(&state(&key, "@room:localhost", content)).unwrap();
     assert_eq!(members[0].call, CallId::room_call());
     assert_eq!(members[0].device_id, "ROOMD");
+    assert_eq!(members[0].created_ms, TS);
+
+    // A refresh keeps the first join and grows the lifetime.
+    let refresh = crate::own_call::SessionPublish {
+        created_ms: Some(TS),
+        expires: std::time::Duration::from_secs(8 * 3600),
+        ..first
+    };
+    let (_, content) = crate::own_call::session_membership(&me, &room, &refresh);
+    assert_eq!(content["created_ts"], TS);
+    assert_eq!(content["expires"], 28_800_000);
+    let mut later = state(&key, "@room:localhost", content);
+    later.origin_server_ts = TS + 3 * 3_600_000;
+    let members = call_member(&later).unwrap();
+    assert_eq!(members[0].created_ms, TS);
+    assert_eq!(members[0].expires_at_ms, TS + 28_800_000);
 }

@@ -282,6 +282,7 @@ impl Rooms {
         now: Now,
         in_service: bool,
         stay_out: Option<&'static str>,
+        livekit: Option<&str>,
         ids: &mut u64,
         out: &mut Outputs,
     ) {
@@ -327,6 +328,7 @@ impl Rooms {
             let own_call = room
                 .own_call
                 .get_or_insert_with(|| OwnCall::new(room_id.clone()));
+            own_call.set_transport(livekit.map(str::to_owned));
             let focus = self
                 .settings
                 .conference_focus
@@ -417,10 +419,10 @@ impl Rooms {
                 log::debug!("{}: {}", room.configured, decision.why);
             }
             if let Some(call) = own_call.current() {
-                let present = state
+                let ours = state
                     .members(now.unix_ms)
-                    .any(|m| &m.call == call && me.is(m));
-                own_call.observe(now, present, &self.me, ids, out);
+                    .find(|m| &m.call == call && me.is(m));
+                own_call.observe(now, ours, &self.me, ids, out);
             }
             own_call.converge(now, decision.call.as_ref(), &self.me, ids, out);
             room.decision = Some(decision);
