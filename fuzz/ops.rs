@@ -282,9 +282,10 @@ fn settings() -> Settings {
             start_calls: true,
             direct_call_from: vec![Principal::Server("localhost".try_into().unwrap())],
             conference_focus: Some(FOCUS.try_into().unwrap()),
+            element_call: true,
         },
         watchdog_timeout: Some(Duration::from_secs(600)),
-        livekit_service_url: None,
+        livekit_service_url: Some("https://rtc.example.org/jwt".to_owned()),
         ice: IceSettings {
             stun: vec![IceUri::parse("stun:stun.example.org").unwrap()],
             ..IceSettings::default()

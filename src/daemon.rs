@@ -58,6 +58,9 @@ fn settings(config: &Config, turn_password: Option<Secret>, volume: u8) -> Setti
             start_calls: config.calls.join_button_starts_call,
             direct_call_from: config.calls.direct_call_from.clone(),
             conference_focus: config.calls.conference_focus.clone(),
+            // Not until the LiveKit media path is in: joining a session without it would put
+            // a participant with no picture or sound in the call.
+            element_call: false,
         },
         livekit_service_url: config
             .calls

@@ -39,15 +39,20 @@ pub const MESH_CALL: &str = "org.matrix.msc3401.call";
 pub const RTC_MEMBER: &str = "m.rtc.member";
 pub const RTC_MEMBER_UNSTABLE: &str = "org.matrix.msc4143.rtc.member";
 pub const RTC_NOTIFICATION: &str = "org.matrix.msc4075.rtc.notification";
+/// The name ruma 0.16 gives its typed `RtcNotificationEventContent` (`TYPE`), which some
+/// clients built on it send.
+pub const RTC_NOTIFICATION_STABLE: &str = "m.rtc.notification";
 pub const RTC_NOTIFY: &str = "m.rtc.notify";
 pub const CALL_NOTIFY_UNSTABLE: &str = "org.matrix.msc4075.call.notify";
 pub const ROOM_MEMBER: &str = "m.room.member";
+pub const ROOM_ENCRYPTION: &str = "m.room.encryption";
 
 /// The timeline event types the core wants; the I/O layer passes only these.
 pub const TIMELINE_TYPES: &[&str] = &[
     RTC_MEMBER,
     RTC_MEMBER_UNSTABLE,
     RTC_NOTIFICATION,
+    RTC_NOTIFICATION_STABLE,
     RTC_NOTIFY,
     CALL_NOTIFY_UNSTABLE,
 ];

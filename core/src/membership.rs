@@ -9,7 +9,7 @@ use ruma::{MilliSecondsSinceUnixEpoch, OwnedUserId, UInt, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::events::{RTC_NOTIFICATION, StateEvent, TimelineEvent};
+use super::events::{RTC_NOTIFICATION, RTC_NOTIFICATION_STABLE, StateEvent, TimelineEvent};
 
 /// The most devices one membership event may list; more is hostile or broken.
 const MAX_DEVICES_PER_EVENT: usize = 32;
@@ -427,7 +427,7 @@ pub fn ring(ev: &TimelineEvent) -> Result<Ring, String> {
         .and_then(Value::as_u64)
         .unwrap_or(DEFAULT_RING_LIFETIME_MS)
         .min(MAX_RING_LIFETIME_MS);
-    let call = if ev.event_type == RTC_NOTIFICATION {
+    let call = if [RTC_NOTIFICATION, RTC_NOTIFICATION_STABLE].contains(&ev.event_type.as_str()) {
         match content.get("slot_id").and_then(Value::as_str) {
             Some(slot) => slot_call("m.call", slot),
             None => CallId::room_call(),

@@ -18,11 +18,22 @@ pub enum JoinPolicy {
     Never,
 }
 
-/// Who we are in the room's calls.
+/// Who we are in the room's calls, and whether we can take part in Element Call sessions.
 #[derive(Debug, Clone)]
 pub struct Me<'a> {
     pub user_id: &'a UserId,
     pub device_id: &'a str,
+    pub sessions: SessionAbility,
+}
+
+/// Whether the device can take part in Element Call sessions (MatrixRTC through LiveKit) now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionAbility {
+    /// The media engine has no LiveKit path.
+    Unsupported,
+    /// No LiveKit transport is known to publish on.
+    NoTransport,
+    Able,
 }
 
 impl Me<'_> {
@@ -46,20 +57,47 @@ pub struct Decision {
     pub why: &'static str,
 }
 
-/// A call the device can take part in today: an MSC3401 mesh call with intent `m.room`.
-/// MatrixRTC sessions need a LiveKit focus, which roomd does not speak yet.
-fn joinable(room: &RoomState, call: &CallId) -> bool {
+/// A call the device can take part in: an MSC3401 mesh call with intent `m.room`, or the
+/// room's Element Call session when the device can join those and the room does not encrypt
+/// (per-participant media encryption is not there yet).
+fn joinable(room: &RoomState, call: &CallId, me: &Me) -> bool {
     match call {
         CallId::Mesh { group_call_id } => room
             .mesh_call(group_call_id)
             .is_some_and(|c| c.intent == "m.room" && !c.terminated),
-        CallId::Rtc { .. } | CallId::Focus { .. } => false,
+        CallId::Rtc { .. } => {
+            *call == CallId::room_call() && me.sessions == SessionAbility::Able && !room.encrypted()
+        }
+        CallId::Focus { .. } => false,
+    }
+}
+
+/// Why the room's Element Call session cannot be joined, when it cannot.
+fn session_obstacle(room: &RoomState, me: &Me) -> &'static str {
+    match me.sessions {
+        SessionAbility::Unsupported => {
+            "the room's call uses a LiveKit focus, which roomd cannot join yet"
+        }
+        SessionAbility::NoTransport => {
+            "the room's Element Call session needs a LiveKit transport to publish on; the \
+             homeserver names none (calls.livekit_service_url sets one)"
+        }
+        SessionAbility::Able if room.encrypted() => {
+            "the room's Element Call session encrypts its media end to end, which roomd cannot \
+             do yet: staying out"
+        }
+        SessionAbility::Able => "the room's call is not one roomd can join",
     }
 }
 
 /// Whether anyone but us is live in `call`.
 pub fn others_in(room: &RoomState, call: &CallId, me: &Me, now_ms: u64) -> bool {
     room.members(now_ms).any(|m| &m.call == call && !me.is(m))
+}
+
+/// Whether anyone but us is in any call in the room, joinable by us or not.
+pub fn others_in_any_call(room: &RoomState, me: &Me, now_ms: u64) -> bool {
+    room.members(now_ms).any(|m| !me.is(m))
 }
 
 /// Lifts a hang-up once its call has ended or someone has rung since.
@@ -77,7 +115,7 @@ pub fn hang_up_lapsed(room: &RoomState, h: &HungUp, me: &Me, now_ms: u64) -> boo
 /// Whether the room has a call we could join with someone else in it (not the hung-up one).
 pub fn waiting_call(room: &RoomState, me: &Me, hung_up: Option<&HungUp>, now_ms: u64) -> bool {
     room.calls(now_ms).iter().any(|(call, members)| {
-        joinable(room, call)
+        joinable(room, call, me)
             && members.iter().any(|m| !me.is(m))
             && hung_up.is_none_or(|h| &h.call != call)
     })
@@ -139,19 +177,32 @@ pub fn decide(
     }
     // Stay in the current call while anyone else is in it.
     if let Some(call) = current
-        && joinable(room, call)
+        && joinable(room, call, me)
         && others_in(room, call, me, now_ms)
         && hung_up.is_none_or(|h| &h.call != call)
     {
+        let another = room.calls(now_ms).iter().any(|(other, members)| {
+            other != call && joinable(room, other, me) && members.iter().any(|m| !me.is(m))
+        });
+        let why = match call {
+            CallId::Rtc { .. } if another => {
+                "in the room's Element Call session (a mesh call is on too; Element Call first)"
+            }
+            _ if another => {
+                "in the room's mesh call (an Element Call session is on too; staying in the \
+                 call already joined)"
+            }
+            _ => "in the room's call",
+        };
         return Decision {
             call: Some(call.clone()),
-            why: "in the room's call",
+            why,
         };
     }
     let calls = room.calls(now_ms);
     let mut candidates = calls
         .iter()
-        .filter(|(call, members)| joinable(room, call) && members.iter().any(|m| !me.is(m)))
+        .filter(|(call, members)| joinable(room, call, me) && members.iter().any(|m| !me.is(m)))
         .map(|(call, _)| call)
         .filter(|call| hung_up.is_none_or(|h| &h.call != *call));
     let Some(candidate) = candidates.next() else {
@@ -160,7 +211,7 @@ pub fn decide(
         } else if hung_up.is_some() {
             "hung up; waiting for the call to end or a ring"
         } else if calls.keys().any(|c| matches!(c, CallId::Rtc { .. })) {
-            "the room's call uses a LiveKit focus, which roomd cannot join yet"
+            session_obstacle(room, me)
         } else {
             "no call with anyone in it"
         };
@@ -172,8 +223,13 @@ pub fn decide(
             why: "a call is on; the join policy waits for a ring",
         };
     }
+    let both = candidate == &CallId::room_call() && candidates.next().is_some();
     Decision {
         call: Some(candidate.clone()),
-        why: "joining the room's call",
+        why: if both {
+            "joining the room's Element Call session (a mesh call is on too; Element Call first)"
+        } else {
+            "joining the room's call"
+        },
     }
 }

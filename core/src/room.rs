@@ -8,7 +8,8 @@ use ruma::{OwnedUserId, UserId};
 use serde_json::Value;
 
 use super::events::{
-    CALL_MEMBER, MESH_CALL, ROOM_MEMBER, RTC_MEMBER, RTC_MEMBER_UNSTABLE, StateEvent, TimelineEvent,
+    CALL_MEMBER, MESH_CALL, ROOM_ENCRYPTION, ROOM_MEMBER, RTC_MEMBER, RTC_MEMBER_UNSTABLE,
+    StateEvent, TimelineEvent,
 };
 use super::membership::{self, CallId, Member, MeshCall, Ring};
 
@@ -37,6 +38,8 @@ pub struct RoomState {
     /// Sticky `m.rtc.member`, by sender and sticky key.
     rtc_members: HashMap<(OwnedUserId, String), Member>,
     rings: Vec<(OwnedUserId, Ring)>,
+    /// The room has `m.room.encryption` (which cannot be turned off).
+    encrypted: bool,
 }
 
 /// What applying an event changed that the caller must act on.
@@ -49,6 +52,9 @@ impl RoomState {
     pub fn apply_state(&mut self, ev: &StateEvent, own_user: &UserId) -> Applied {
         match ev.event_type.as_str() {
             ROOM_MEMBER => return self.apply_room_member(ev, own_user),
+            // Encryption cannot be turned off; an empty or broken event still counts as on, as
+            // clients treat it.
+            ROOM_ENCRYPTION => self.encrypted = true,
             CALL_MEMBER => match membership::call_member(ev) {
                 Ok(members) if members.is_empty() => {
                     self.call_members.remove(&ev.state_key);
@@ -202,6 +208,11 @@ impl RoomState {
             members.dedup_by(|a, b| a.user_id == b.user_id && a.device_id == b.device_id);
         }
         calls
+    }
+
+    /// Whether the room encrypts its events, and so Element Call its media.
+    pub fn encrypted(&self) -> bool {
+        self.encrypted
     }
 
     pub fn mesh_call(&self, id: &str) -> Option<&MeshCall> {

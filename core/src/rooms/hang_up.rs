@@ -69,6 +69,7 @@ impl Rooms {
         let me = Me {
             user_id: &self.me.user_id,
             device_id: self.me.device_id.as_str(),
+            sessions: self.sessions,
         };
         let focus = self.settings.conference_focus.as_ref();
         let mut named = false;
@@ -100,6 +101,14 @@ impl Rooms {
             }
             if served.started.is_some() {
                 return Err(format!("already started a call in {}", served.configured));
+            }
+            if policy::others_in_any_call(state, &me, now.unix_ms) {
+                // Starting a second call would split the meeting.
+                let why = served.decision.as_ref().map_or("", |d| d.why);
+                return Err(format!(
+                    "cannot join the call in {}: {why}",
+                    served.configured
+                ));
             }
             could_start.get_or_insert(i);
         }

@@ -19,7 +19,7 @@ use super::calls::{Mesh, MeshPeer};
 use super::events::{StateEvent, TimelineEvent};
 use super::membership::{CallId, Shape};
 use super::own_call::{Identity, OwnCall, Phase as CallPhase};
-use super::policy::{self, Decision, HungUp, Me};
+use super::policy::{self, Decision, HungUp, Me, SessionAbility};
 use super::room::{Applied, OwnMembership, RoomState};
 use super::{MatrixCommand, MatrixFailure, Now, Output, Outputs};
 use crate::{JoinPolicy, Principal};
@@ -35,6 +35,8 @@ pub struct RoomSettings {
     pub conference_focus: Option<OwnedUserId>,
     /// Join with no call on starts one.
     pub start_calls: bool,
+    /// The media engine can join Element Call sessions (a LiveKit path).
+    pub element_call: bool,
 }
 
 #[derive(Debug)]
@@ -74,6 +76,8 @@ pub struct Rooms {
     own_pending: HashMap<OwnedRoomId, (OwnMembership, Option<OwnedUserId>)>,
     /// Invites already decided, so each is logged once.
     invites_seen: HashMap<OwnedRoomId, bool>,
+    /// Whether Element Call sessions can be joined now (set at each step).
+    sessions: SessionAbility,
 }
 
 impl Rooms {
@@ -103,6 +107,7 @@ impl Rooms {
             invite_joins: HashMap::new(),
             own_pending: HashMap::new(),
             invites_seen: HashMap::new(),
+            sessions: SessionAbility::Unsupported,
         }
     }
 
@@ -262,6 +267,7 @@ impl Rooms {
         let me = Me {
             user_id: &self.me.user_id,
             device_id: self.me.device_id.as_str(),
+            sessions: self.sessions,
         };
         self.served.iter().any(|r| {
             let Some(state) = r.room_id.as_ref().and_then(|id| self.states.get(id)) else {
@@ -286,6 +292,11 @@ impl Rooms {
         ids: &mut u64,
         out: &mut Outputs,
     ) {
+        self.sessions = match livekit {
+            _ if !self.settings.element_call => SessionAbility::Unsupported,
+            None => SessionAbility::NoTransport,
+            Some(_) => SessionAbility::Able,
+        };
         for (room_id, (own, by)) in std::mem::take(&mut self.own_pending) {
             self.own_membership_changed(now, &room_id, own, by);
         }
@@ -308,6 +319,7 @@ impl Rooms {
             let me = Me {
                 user_id: &self.me.user_id,
                 device_id: self.me.device_id.as_str(),
+                sessions: self.sessions,
             };
             // Before anything that may skip the room: its timer is in `next_wakeup`.
             Self::end_started_call(room, state, &me, now, ids, out);

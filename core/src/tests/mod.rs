@@ -8,6 +8,7 @@ mod panel;
 mod peer_calls;
 mod rtc_discovery;
 mod session;
+mod sessions;
 mod status_text;
 mod wakeups;
 
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use ruma::{OwnedRoomId, owned_room_id, owned_server_name, owned_user_id};
 use serde_json::{Value, json};
 
-use super::events::{CALL_MEMBER, MESH_CALL, ROOM_MEMBER};
+use super::events::{CALL_MEMBER, MESH_CALL, ROOM_ENCRYPTION, ROOM_MEMBER};
 use super::*;
 use crate::{JoinPolicy, Principal};
 
@@ -44,6 +45,7 @@ pub fn settings(join: JoinPolicy, watchdog: Option<Duration>) -> Settings {
             start_calls: true,
             direct_call_from: vec![Principal::Server(owned_server_name!("localhost"))],
             conference_focus: None,
+            element_call: false,
         },
         watchdog_timeout: watchdog,
         ice: Default::default(),
