@@ -23,6 +23,10 @@ use roomd_core::ice_uri::IceUri;
 use roomd_core::media::{
     Candidate, ConnectionState, MediaCommand, MediaEvent, MediaKind, PeerId, SdpKind,
 };
+use roomd_core::rtc::signal::{
+    Joined, Participant, ParticipantState, SignalResponse, Target, TrackInfo, Trickle,
+};
+use roomd_core::rtc::{ConnId, LiveKitCommand, LiveKitEvent, OpenIdToken, SfuAccess};
 use roomd_core::{
     Button, ButtonEdge, Core, CtlRequest, DelayedAction, FailureKind, Identity, Input, JoinPolicy,
     MatrixCommand, MatrixFailure, Now, Output, PanelSettings, Principal, RoomSettings, Secret,
@@ -237,6 +241,8 @@ pub struct Stats {
     /// Peers opened to answer an invite.
     pub invites_answered: usize,
     pub signalling_sent: usize,
+    /// LiveKit connects the core asked for, and joins it got through to.
+    pub sfu_connects: usize,
     pub max_peer_calls: usize,
     pub max_state_bytes: usize,
 }
@@ -255,6 +261,10 @@ struct World {
     seqs: HashMap<(String, String), u64>,
     /// Homeserver requests not yet answered.
     pending: VecDeque<MatrixCommand>,
+    /// LiveKit token requests and connects not yet answered.
+    livekit: VecDeque<LiveKitCommand>,
+    /// LiveKit connections the core opened, newest last.
+    conns: Vec<ConnId>,
     /// The fake homeserver's delayed events: ID -> (type, state key, content).
     delayed: HashMap<String, (String, String, Value)>,
     delay_ids: u64,
@@ -303,8 +313,9 @@ fn settings() -> Settings {
 
 impl World {
     /// Logged in, in service in the room with Alice, Zed and Mallory, and in Alice's mesh call
-    /// g1 with Alice's and Zed's devices: our call to Zed placed.
-    fn new() -> World {
+    /// g1 with Alice's and Zed's devices: our call to Zed placed. With `element_call`, in the
+    /// room's Element Call session with them instead, asking the token service for the SFU.
+    fn new(element_call: bool) -> World {
         let mono0 = Instant::now();
         let now = Now::new(mono0, TS0);
         let mut w = World {
@@ -316,6 +327,8 @@ impl World {
             call_ids: Vec::new(),
             seqs: HashMap::new(),
             pending: VecDeque::new(),
+            livekit: VecDeque::new(),
+            conns: Vec::new(),
             delayed: HashMap::new(),
             delay_ids: 0,
             in_sync: false,
@@ -330,6 +343,34 @@ impl World {
         }
         w.end_sync();
         assert!(w.core.in_service(), "setup: not in service");
+        if element_call {
+            for user in [ALICE, ZED] {
+                let device = device_of(user);
+                let content = json!({
+                    "application": "m.call", "call_id": "", "scope": "m.room",
+                    "device_id": device, "expires": 14_400_000,
+                    "focus_active": {"type": "livekit", "focus_selection": "multi_sfu"},
+                    "foci_preferred": [{"type": "livekit", "livekit_alias": ROOM,
+                                        "livekit_service_url": "https://rtc.example.org/jwt"}]
+                });
+                w.state(
+                    CALL_MEMBER,
+                    &format!("_{user}_{device}_m.call"),
+                    user,
+                    content,
+                );
+            }
+            w.end_sync();
+            w.homeserver(usize::MAX, &mut Bytes { data: &[], pos: 0 }, false);
+            w.tick();
+            assert!(
+                w.livekit
+                    .iter()
+                    .any(|c| matches!(c, LiveKitCommand::FetchToken { .. })),
+                "setup: the device did not ask for a LiveKit token"
+            );
+            return w;
+        }
         w.state(
             MESH_CALL,
             "g1",
@@ -388,6 +429,16 @@ impl World {
                 remember(&mut self.owed, (peer.clone(), kind), 32);
                 remember(&mut self.peers, peer, 32);
             }
+            Output::Media(MediaCommand::AddSfuPeer {
+                peer, remote_offer, ..
+            }) => {
+                let kind = match remote_offer {
+                    Some(_) => SdpKind::Answer,
+                    None => SdpKind::Offer,
+                };
+                remember(&mut self.owed, (peer.clone(), kind), 32);
+                remember(&mut self.peers, peer, 32);
+            }
             Output::Media(MediaCommand::RemoteDescription {
                 peer,
                 kind: SdpKind::Offer,
@@ -418,6 +469,21 @@ impl World {
                 }
                 self.pending.push_back(command);
             }
+            Output::LiveKit(
+                command @ (LiveKitCommand::FetchToken { .. } | LiveKitCommand::Connect { .. }),
+            ) => {
+                if let LiveKitCommand::Connect { conn, .. } = &command {
+                    self.stats.sfu_connects += 1;
+                    if !self.conns.contains(conn) {
+                        remember(&mut self.conns, *conn, 16);
+                    }
+                }
+                if self.livekit.len() >= 64 {
+                    self.livekit.pop_front();
+                }
+                self.livekit.push_back(command);
+            }
+            Output::LiveKit(_) => {}
             Output::SetVolume(v) => assert!(v <= 100, "volume {v}%"),
             Output::Notify(_)
             | Output::Reply { .. }
@@ -612,6 +678,18 @@ impl World {
                     };
                     self.handle(Input::TurnServers(result));
                 }
+                MatrixCommand::RequestOpenIdToken { request } => {
+                    let result = if fail {
+                        Err(failure())
+                    } else {
+                        Ok(OpenIdToken {
+                            access_token: Secret::new(r.text()),
+                            matrix_server_name: "localhost".to_owned(),
+                            expires_in_s: 3600,
+                        })
+                    };
+                    self.handle(Input::OpenIdToken { request, result });
+                }
                 MatrixCommand::FetchRtcTransports | MatrixCommand::FetchWellKnownRtcFoci => {
                     // What a homeserver may list: a LiveKit transport, another kind, junk.
                     let result = if fail {
@@ -666,6 +744,7 @@ impl World {
             0..=4 => self.signal_to_device(r),
             5 => self.signal_garbage(r),
             6 | 7 => self.room_signal(r),
+            8 if r.one_in(2) => self.livekit(r),
             8 | 9 => self.membership(r),
             10 | 11 => self.media(r),
             12 if r.one_in(2) => self.button(r),
@@ -993,11 +1072,129 @@ impl World {
                 };
                 self.state(MESH_CALL, call, ALICE, content);
             }
+            13 | 14 => {
+                // In the room's Element Call session, on one of a few transports.
+                let device = device_of(user);
+                let transport = r.pick(&[
+                    "https://rtc.example.org/jwt",
+                    "https://other.example.org/jwt",
+                    "not a url",
+                ]);
+                let selection = r.pick(&["multi_sfu", "multi_sfu", "oldest_membership", "?"]);
+                let content = match r.below(8) {
+                    0 => json!({}),
+                    1 => r.garbage(3),
+                    _ => json!({
+                        "application": "m.call", "call_id": "", "scope": "m.room",
+                        "device_id": device, "expires": 14_400_000,
+                        "focus_active": {"type": "livekit", "focus_selection": selection},
+                        "foci_preferred": [{"type": "livekit", "livekit_service_url": transport,
+                                            "livekit_alias": ROOM}]
+                    }),
+                };
+                self.state(
+                    CALL_MEMBER,
+                    &format!("_{user}_{device}_m.call"),
+                    user,
+                    content,
+                );
+            }
             _ => {
                 let key = r.text();
                 let content = r.garbage(3);
                 self.state(CALL_MEMBER, &key, user, content);
             }
+        }
+    }
+
+    /// The token service and the SFU: answers to what the core asked, then anything an SFU
+    /// (or a hostile one) may send on a connection it has.
+    fn livekit(&mut self, r: &mut Bytes) {
+        if !self.livekit.is_empty()
+            && !r.one_in(4)
+            && let Some(command) = self.livekit.pop_front()
+        {
+            match command {
+                LiveKitCommand::FetchToken { request, .. } => {
+                    let result = if r.one_in(5) {
+                        Err("fuzzed refusal".to_owned())
+                    } else {
+                        Ok(SfuAccess {
+                            url: "ws://127.0.0.1:7880".to_owned(),
+                            jwt: Secret::new(r.text()),
+                        })
+                    };
+                    self.handle(Input::SfuToken { request, result });
+                }
+                LiveKitCommand::Connect { conn, .. } => {
+                    let event = if r.one_in(5) {
+                        LiveKitEvent::Closed {
+                            reason: "refused".to_owned(),
+                        }
+                    } else {
+                        LiveKitEvent::Message(SignalResponse::Join(Box::new(self.joined(r))))
+                    };
+                    self.handle(Input::LiveKit { conn, event });
+                }
+                _ => {}
+            }
+            return;
+        }
+        let conn = if self.conns.is_empty() || r.one_in(8) {
+            ConnId(r.below(4) as u64)
+        } else {
+            self.conns[r.below(self.conns.len())]
+        };
+        let target = r.pick(&[Target::Publisher, Target::Subscriber]);
+        let message = match r.below(12) {
+            0 => SignalResponse::Join(Box::new(self.joined(r))),
+            1 | 2 => SignalResponse::Offer(OFFER.to_owned()),
+            3 => SignalResponse::Answer(r.pick(&[OFFER, "garbage"]).to_owned()),
+            4 | 5 => SignalResponse::Trickle(Trickle {
+                target,
+                candidate: r.text(),
+                sdp_mid: r.one_in(2).then(|| "0".to_owned()),
+                sdp_m_line_index: r.one_in(2).then(|| r.below(4) as u32),
+            }),
+            6 => SignalResponse::Update(vec![participant(r)]),
+            7 => SignalResponse::TrackPublished {
+                cid: r
+                    .pick(&["roomd-microphone", "roomd-camera", "other"])
+                    .to_owned(),
+                track: track(r),
+            },
+            8 => SignalResponse::Leave {
+                reason: "fuzzed".to_owned(),
+                reconnect: r.one_in(2),
+            },
+            9 => SignalResponse::Mute {
+                sid: r.text(),
+                muted: r.one_in(2),
+            },
+            10 => SignalResponse::Pong,
+            _ => {
+                let reason = "fuzzed close".to_owned();
+                return self.handle(Input::LiveKit {
+                    conn,
+                    event: LiveKitEvent::Closed { reason },
+                });
+            }
+        };
+        self.handle(Input::LiveKit {
+            conn,
+            event: LiveKitEvent::Message(message),
+        });
+    }
+
+    fn joined(&self, r: &mut Bytes) -> Joined {
+        Joined {
+            room: "RM_fuzz".to_owned(),
+            participant: participant(r),
+            others: (0..r.below(4)).map(|_| participant(r)).collect(),
+            subscriber_primary: r.one_in(2),
+            ping_interval_s: r.pick(&[0, 1, 10]),
+            ping_timeout_s: r.pick(&[0, 2, 20]),
+            server_version: "fuzz".to_owned(),
         }
     }
 
@@ -1279,7 +1476,8 @@ fn mesh_member<D: AsRef<str>>(call: &str, devices: &[(D, &str, u64)]) -> Value {
 /// Runs the operations `data` encodes against a core in a mesh call, checking the invariants
 /// after each; panics when one breaks.
 pub fn run(data: &[u8]) -> Stats {
-    let mut w = World::new();
+    // A quarter of the inputs start in an Element Call session instead of a mesh call.
+    let mut w = World::new(data.first().is_some_and(|b| b % 4 == 0));
     let mut r = Bytes { data, pos: 0 };
     let mut ops = 0;
     while !r.done() && ops < MAX_OPS {
@@ -1295,4 +1493,31 @@ pub fn run(data: &[u8]) -> Stats {
     w.check(true);
     w.stats.ops = ops;
     w.stats
+}
+
+fn participant(r: &mut Bytes) -> Participant {
+    Participant {
+        sid: format!("PA_{}", r.below(8)),
+        identity: r
+            .pick(&["@alice:localhost:ALICEDEV", "@zed:localhost:ZEDDEV", "?"])
+            .to_owned(),
+        state: r.pick(&[
+            ParticipantState::Joining,
+            ParticipantState::Joined,
+            ParticipantState::Active,
+            ParticipantState::Disconnected,
+        ]),
+        tracks: (0..r.below(3)).map(|_| track(r)).collect(),
+    }
+}
+
+fn track(r: &mut Bytes) -> TrackInfo {
+    TrackInfo {
+        sid: format!("TR_{}", r.below(8)),
+        kind: r.pick(&[MediaKind::Audio, MediaKind::Video]),
+        muted: r.one_in(2),
+        mime_type: r
+            .pick(&["video/VP8", "video/H264", "audio/opus"])
+            .to_owned(),
+    }
 }

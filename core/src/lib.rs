@@ -98,6 +98,22 @@ pub enum Input {
     /// The result of a [`MatrixCommand::FetchWellKnownRtcFoci`]: the `rtc_foci` objects (none
     /// when `.well-known` has no such key).
     WellKnownRtcFoci(Result<Vec<Value>, MatrixFailure>),
+    /// The result of a [`MatrixCommand::RequestOpenIdToken`].
+    OpenIdToken {
+        request: u64,
+        result: Result<rtc::OpenIdToken, MatrixFailure>,
+    },
+    /// The result of a [`rtc::LiveKitCommand::FetchToken`]: the SFU's URL and a JWT, or why
+    /// not.
+    SfuToken {
+        request: u64,
+        result: Result<rtc::SfuAccess, String>,
+    },
+    /// Something happened on a LiveKit connection.
+    LiveKit {
+        conn: rtc::ConnId,
+        event: rtc::LiveKitEvent,
+    },
     /// A control-socket request; answered with [`Output::Reply`] carrying the same `id`.
     Ctl {
         id: u64,
@@ -133,6 +149,7 @@ pub struct MatrixFailure {
 pub enum Output {
     Matrix(MatrixCommand),
     Media(media::MediaCommand),
+    LiveKit(rtc::LiveKitCommand),
     Notify(Notify),
     /// Light an LED or put it out.
     Led {
@@ -199,6 +216,9 @@ pub enum MatrixCommand {
     /// Read `.well-known/matrix/client`'s `org.matrix.msc4143.rtc_foci`; answer with
     /// [`Input::WellKnownRtcFoci`].
     FetchWellKnownRtcFoci,
+    /// Ask the homeserver for an OpenID token (`/user/{userId}/openid/request_token`), for a
+    /// LiveKit token service; answer with [`Input::OpenIdToken`].
+    RequestOpenIdToken { request: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +286,8 @@ pub struct Core {
     panel: panel::Panel,
     ice: ice::Ice,
     rtc: rtc::Discovery,
+    /// The LiveKit connections of the Element Call sessions we are in.
+    sessions: rtc::Sessions,
     watchdog: Option<watchdog::Watchdog>,
     outputs: Outputs,
     /// The last request ID handed out; each command that expects a result gets a new one.
@@ -279,6 +301,7 @@ impl Core {
     pub fn new(now: Now, settings: Settings) -> Self {
         let mut outputs = VecDeque::new();
         let panel = panel::Panel::new(now.mono, settings.panel, &mut outputs);
+        let device_id = settings.identity.device_id.to_string();
         let mut core = Core {
             identity: settings.identity.clone(),
             session: session::Session::new(),
@@ -291,6 +314,7 @@ impl Core {
             panel,
             ice: ice::Ice::new(settings.ice),
             rtc: rtc::Discovery::new(settings.livekit_service_url),
+            sessions: rtc::Sessions::new(device_id),
             watchdog: settings
                 .watchdog_timeout
                 .map(|t| watchdog::Watchdog::new(now.mono, t)),
@@ -337,6 +361,17 @@ impl Core {
             Input::TurnServers(result) => self.ice.on_answer(now.mono, result),
             Input::RtcTransports(result) => self.rtc.on_transports(now.mono, result, out),
             Input::WellKnownRtcFoci(result) => self.rtc.on_well_known(now.mono, result),
+            Input::OpenIdToken { request, result } => {
+                if !self.sessions.on_openid(now, request, &result, ids, out) {
+                    log::debug!("an OpenID token nobody asked for: {request}");
+                }
+            }
+            Input::SfuToken { request, result } => {
+                if !self.sessions.on_token(now, request, &result, out) {
+                    log::debug!("a LiveKit token nobody asked for: {request}");
+                }
+            }
+            Input::LiveKit { conn, event } => self.sessions.on_event(now, conn, event, out),
             Input::Invite(invite) => {
                 if self.shutting_down.is_none() {
                     self.rooms.on_invite(&invite, ids, out);
@@ -381,12 +416,23 @@ impl Core {
     fn on_media(&mut self, now: Now, event: media::MediaEvent) {
         use media::MediaEvent as E;
         let out = &mut self.outputs;
+        let sessions = &mut self.sessions;
         match event {
+            E::LocalDescription { peer, kind, sdp } if sessions.owns(&peer) => {
+                sessions.on_local_description(&peer, kind, sdp, out)
+            }
             E::LocalDescription { peer, kind, sdp } => {
                 self.calls.on_local_description(now, &peer, kind, sdp, out)
             }
+            E::LocalCandidate { peer, candidate } if sessions.owns(&peer) => {
+                sessions.on_local_candidate(&peer, candidate, out)
+            }
             E::LocalCandidate { peer, candidate } => {
                 self.calls.on_local_candidate(now, &peer, candidate, out)
+            }
+            E::ConnectionState { peer, state } if sessions.owns(&peer) => {
+                log::debug!("media: {peer} is {state:?}");
+                sessions.on_connection_state(now, &peer, state, out)
             }
             E::ConnectionState { peer, state } => {
                 log::debug!("media: {peer} is {state:?}");
@@ -397,7 +443,8 @@ impl Core {
                 let state = if muted { "silenced" } else { "live" };
                 log::info!("media: microphone {state} (confirmed)");
                 self.mic_confirmed_muted = muted;
-                self.calls.set_ours(Some(muted), None, out)
+                self.calls.set_ours(Some(muted), None, out);
+                sessions.set_mic_muted(muted, out);
             }
             E::Unavailable { reason } => {
                 log::error!("media unavailable: {reason}");
@@ -412,8 +459,12 @@ impl Core {
                 reason,
             } => {
                 log::warn!("media: could not {command}: {reason}");
-                if let Some(peer) = peer {
-                    self.calls.on_media_refused(&peer, out);
+                match peer {
+                    Some(peer) if sessions.owns(&peer) => {
+                        sessions.on_media_refused(now, &peer, out)
+                    }
+                    Some(peer) => self.calls.on_media_refused(&peer, out),
+                    None => {}
                 }
             }
         }
@@ -469,6 +520,7 @@ impl Core {
             self.calls.reconcile(now, Vec::new(), out);
             self.calls.converge_focus(now, &[], out);
             self.calls.hang_up_direct(None, out);
+            self.sessions.reconcile(&[], out);
             self.signals.clear();
             self.rooms.leave_calls(now, &mut self.request_ids, out);
             if self.rooms.out_of_calls() || now.mono >= deadline {
@@ -517,6 +569,10 @@ impl Core {
         let rooms = &self.rooms;
         self.calls
             .hang_up_departed(|room, user| rooms.is_joined(room, user), &mut self.outputs);
+        self.sessions
+            .reconcile(&self.rooms.sessions(now), &mut self.outputs);
+        self.sessions
+            .on_tick(now, &mut self.request_ids, &mut self.outputs);
         if in_service {
             self.handle_signals(now);
         }
@@ -681,6 +737,7 @@ impl Core {
             watchdog,
             self.rooms.next_wakeup(now, self.session.in_service()),
             self.calls.next_wakeup(),
+            self.sessions.next_wakeup(),
             self.ice.next_wakeup(),
             self.rtc.next_wakeup(self.session.logged_in()),
             self.shutting_down,

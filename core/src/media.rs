@@ -56,6 +56,15 @@ pub enum MediaCommand {
     RemovePeer {
         peer: PeerId,
     },
+    /// Open one of a LiveKit connection's two peer connections: the publisher (we offer our
+    /// H.264 and Opus tracks, send only) or the subscriber (answering `remote_offer`, receive
+    /// only, with the SFU's data channels). Later descriptions and candidates come as for any
+    /// peer.
+    AddSfuPeer {
+        peer: PeerId,
+        role: SfuRole,
+        remote_offer: Option<String>,
+    },
     /// Silence the microphone before the encoder (or bring it back).
     SetMicMuted(bool),
     /// Send a "camera off" picture instead of the camera (or the camera again).
@@ -66,6 +75,14 @@ pub enum MediaCommand {
     SetIceServers {
         servers: Vec<IceServer>,
     },
+}
+
+/// Which of a LiveKit connection's peer connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SfuRole {
+    Publisher,
+    Subscriber,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

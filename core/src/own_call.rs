@@ -208,6 +208,11 @@ impl OwnCall {
         &self.phase
     }
 
+    /// The LiveKit transport a session membership of ours names.
+    pub fn transport(&self) -> Option<&str> {
+        self.transport.as_deref()
+    }
+
     /// The call we are in, or on our way into.
     pub fn current(&self) -> Option<&CallId> {
         match &self.phase {

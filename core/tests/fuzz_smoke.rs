@@ -31,6 +31,7 @@ fn run_seeds(seeds: std::ops::Range<u64>) -> ops::Stats {
         total.peers_added += stats.peers_added;
         total.invites_answered += stats.invites_answered;
         total.signalling_sent += stats.signalling_sent;
+        total.sfu_connects += stats.sfu_connects;
         total.max_peer_calls = total.max_peer_calls.max(stats.max_peer_calls);
         total.max_state_bytes = total.max_state_bytes.max(stats.max_state_bytes);
     }
@@ -53,6 +54,8 @@ fn call_signalling_invariants_hold_for_pseudo_random_inputs() {
     assert!(stats.peers_added > seeds as usize, "{stats:?}");
     assert!(stats.invites_answered > seeds as usize / 10, "{stats:?}");
     assert!(stats.signalling_sent > seeds as usize, "{stats:?}");
+    // And the Element Call sessions reach their SFUs.
+    assert!(stats.sfu_connects > seeds as usize / 20, "{stats:?}");
 }
 
 #[test]

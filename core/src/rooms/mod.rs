@@ -21,6 +21,7 @@ use super::membership::{CallId, Shape};
 use super::own_call::{Identity, OwnCall, Phase as CallPhase};
 use super::policy::{self, Decision, HungUp, Me, SessionAbility};
 use super::room::{Applied, OwnMembership, RoomState};
+use super::rtc::{SessionMember, WantedSession};
 use super::{MatrixCommand, MatrixFailure, Now, Output, Outputs};
 use crate::{JoinPolicy, Principal};
 
@@ -507,6 +508,42 @@ impl Rooms {
             });
         }
         meshes
+    }
+
+    /// The Element Call sessions we are in or joining, with everyone else in each.
+    pub fn sessions(&self, now: Now) -> Vec<WantedSession> {
+        let mut sessions = Vec::new();
+        for room in &self.served {
+            let (Some(room_id), Some(own_call)) = (&room.room_id, &room.own_call) else {
+                continue;
+            };
+            let (Some(call @ CallId::Rtc { .. }), Some(own_transport)) =
+                (own_call.current(), own_call.transport())
+            else {
+                continue;
+            };
+            let Some(state) = self.states.get(room_id) else {
+                continue;
+            };
+            let others = state
+                .members(now.unix_ms)
+                .filter(|m| &m.call == call)
+                .filter(|m| {
+                    !(m.user_id == self.me.user_id && m.device_id == self.me.device_id.as_str())
+                })
+                .map(|m| SessionMember {
+                    transport: m.transport.clone(),
+                    focus_selection: m.focus_selection.clone(),
+                    created_ms: m.created_ms,
+                })
+                .collect();
+            sessions.push(WantedSession {
+                room_id: room_id.clone(),
+                own_transport: own_transport.to_owned(),
+                others,
+            });
+        }
+        sessions
     }
 
     /// Leaves every call, for a clean shutdown.
