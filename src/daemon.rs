@@ -21,6 +21,7 @@ use crate::media::{Devices, MediaEngine, MediaSettings, VideoFormat};
 use crate::systemd;
 use roomd_core::ice::IceSettings;
 use roomd_core::media::{MediaCommand, MediaEvent};
+use roomd_core::rtc::{LiveKitCommand, LiveKitEvent};
 use roomd_core::status::MediaStatus;
 use roomd_core::{
     Core, CtlReply, CtlRequest, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now,
@@ -192,6 +193,10 @@ pub async fn run(
                         let _ = to.send(reply);
                     }
                 }
+                // Element Call sessions are off in the core's settings until the LiveKit
+                // client is in: nothing asks for these yet. Should something, the core hears
+                // that the SFU cannot be reached rather than waiting.
+                Output::LiveKit(command) => no_livekit_client(command, &done_tx),
                 Output::Exit => {
                     if let Some(outbox) = outbox.take() {
                         outbox.drain().await;
@@ -298,6 +303,26 @@ fn refuse_media(command: MediaCommand, why: &str, core: &mut Core) {
     }
 }
 
+/// Answers a LiveKit command with a failure: this build has no LiveKit client.
+fn no_livekit_client(command: LiveKitCommand, done: &mpsc::Sender<Done>) {
+    let why = "this roomd has no LiveKit client".to_owned();
+    let input = match command {
+        LiveKitCommand::FetchToken { request, .. } => Input::SfuToken {
+            request,
+            result: Err(why),
+        },
+        LiveKitCommand::Connect { conn, .. } => Input::LiveKit {
+            conn,
+            event: LiveKitEvent::Closed { reason: why },
+        },
+        LiveKitCommand::Send { .. } | LiveKitCommand::Close { .. } => return,
+    };
+    let done = done.clone();
+    tokio::spawn(async move {
+        let _ = done.send(Done::Input(input)).await;
+    });
+}
+
 /// The first signal starts a clean shutdown; a second one ends it at once.
 fn stop(core: &mut Core, stopping: &mut bool) -> anyhow::Result<()> {
     if *stopping {
@@ -349,6 +374,10 @@ fn start(
             MatrixCommand::FetchWellKnownRtcFoci => {
                 Done::Input(Input::WellKnownRtcFoci(Err(failure)))
             }
+            MatrixCommand::RequestOpenIdToken { request } => Done::Input(Input::OpenIdToken {
+                request,
+                result: Err(failure),
+            }),
             MatrixCommand::LogIn { .. }
             | MatrixCommand::SendToDevice { .. }
             | MatrixCommand::SendEvent { .. } => unreachable!("handled elsewhere"),
@@ -403,6 +432,10 @@ fn start(
             MatrixCommand::FetchWellKnownRtcFoci => Done::Input(Input::WellKnownRtcFoci(
                 matrix::well_known_rtc_foci(&client).await,
             )),
+            MatrixCommand::RequestOpenIdToken { request } => Done::Input(Input::OpenIdToken {
+                request,
+                result: matrix::openid_token(&client).await,
+            }),
             MatrixCommand::LogIn { .. }
             | MatrixCommand::SendToDevice { .. }
             | MatrixCommand::SendEvent { .. } => unreachable!("handled elsewhere"),

@@ -15,7 +15,8 @@ use matrix_sdk::{Client, SessionMeta, SessionTokens};
 
 pub use outbox::Outbox;
 pub use requests::{
-    join, rtc_transports, send_state, turn_servers, update_delayed, well_known_rtc_foci,
+    join, openid_token, rtc_transports, send_state, turn_servers, update_delayed,
+    well_known_rtc_foci,
 };
 use session_file::SavedSession;
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use matrix_sdk::ruma::api::FeatureFlag;
+use matrix_sdk::ruma::api::client::account::request_openid_token;
 use matrix_sdk::ruma::api::client::delayed_events::{
     DelayParameters, delayed_state_event, update_delayed_event,
 };
@@ -20,6 +21,7 @@ use serde_json::Value;
 
 use crate::config::Secret;
 use roomd_core::ice::TurnServers;
+use roomd_core::rtc::OpenIdToken;
 use roomd_core::{DelayedAction, FailureKind, MatrixFailure};
 
 pub async fn join(client: &Client, room: &RoomOrAliasId) -> Result<OwnedRoomId, MatrixFailure> {
@@ -156,6 +158,25 @@ pub async fn well_known_rtc_foci(client: &Client) -> Result<Vec<Value>, MatrixFa
         .await
         .map_err(|e| http_failure("reading .well-known's RTC foci", &e))?;
     Ok(to_json(&foci))
+}
+
+/// An OpenID token to prove who we are to a LiveKit token service. Never logged: it is
+/// registered with the log scrubber as it arrives.
+pub async fn openid_token(client: &Client) -> Result<OpenIdToken, MatrixFailure> {
+    let user_id = client.user_id().ok_or_else(|| MatrixFailure {
+        kind: FailureKind::Unauthorized,
+        message: "not logged in".to_owned(),
+    })?;
+    let response = client
+        .send(request_openid_token::v3::Request::new(user_id.to_owned()))
+        .await
+        .map_err(|e| http_failure("asking for an OpenID token", &e))?;
+    crate::logging::redact_rotating("OpenID token", &response.access_token);
+    Ok(OpenIdToken {
+        access_token: Secret::new(response.access_token),
+        matrix_server_name: response.matrix_server_name.to_string(),
+        expires_in_s: response.expires_in.as_secs(),
+    })
 }
 
 fn to_json<T: serde::Serialize>(items: &[T]) -> Vec<Value> {

@@ -107,6 +107,11 @@ impl MediaEngine {
                 Some(p) => p.restart_ice(),
                 None => self.refuse("restart ICE", None, format!("no peer {peer}")),
             },
+            MediaCommand::AddSfuPeer { peer, .. } => self.refuse(
+                "open a LiveKit peer",
+                Some(&peer),
+                "no LiveKit media path yet",
+            ),
             MediaCommand::RemovePeer { peer } => {
                 let removed = self.call.as_mut().is_some_and(|c| c.remove_peer(&peer));
                 if !removed {
