@@ -707,6 +707,7 @@ impl Core {
             },
             ice: self.ice.status(now.mono),
             livekit: self.rtc.describe(),
+            livekit_connections: self.sessions.describe(),
             media: None,
         }
     }

@@ -30,6 +30,9 @@ pub struct Status {
     /// The LiveKit transport for Element Call sessions, and where it came from.
     #[serde(default)]
     pub livekit: String,
+    /// The LiveKit connections of the sessions we are in, a line each.
+    #[serde(default)]
+    pub livekit_connections: Vec<String>,
     /// The media engine's side, filled in by the daemon from the engine itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaStatus>,
@@ -205,6 +208,9 @@ impl Status {
             self.ice.homeserver
         ));
         out.push_str(&format!("livekit: {}\n", self.livekit));
+        for line in &self.livekit_connections {
+            out.push_str(&format!("  {line}\n"));
+        }
         for r in &self.rooms {
             let id = match r.room_id.as_deref() {
                 Some(id) if id != r.room => format!(" ({id})"),

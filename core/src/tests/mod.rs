@@ -4,6 +4,7 @@
 mod calls;
 mod hostile;
 mod ice;
+mod livekit;
 mod panel;
 mod peer_calls;
 mod rtc_discovery;
