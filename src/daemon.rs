@@ -15,13 +15,13 @@ use crate::controls::gpio::{EdgeSender, Panel};
 use crate::controls::press;
 use crate::controls::socket::{self, ControlSocket};
 use crate::controls::volume::Volume;
+use crate::livekit::LiveKit;
 use crate::matrix::{self, Credential, Outbox};
 use crate::media::EventSink;
 use crate::media::{Devices, MediaEngine, MediaSettings, VideoFormat};
 use crate::systemd;
 use roomd_core::ice::IceSettings;
 use roomd_core::media::{MediaCommand, MediaEvent};
-use roomd_core::rtc::{LiveKitCommand, LiveKitEvent};
 use roomd_core::status::MediaStatus;
 use roomd_core::{
     Core, CtlReply, CtlRequest, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now,
@@ -167,6 +167,8 @@ pub async fn run(
     let mut ctl_ids = 0u64;
     let mut stopping = false;
     let mut wakeups = WakeupGuard::default();
+    let (livekit_tx, mut livekit_inputs) = mpsc::channel::<Input>(256);
+    let mut livekit = LiveKit::new(livekit_tx);
 
     loop {
         while let Some(output) = core.poll_output() {
@@ -193,10 +195,7 @@ pub async fn run(
                         let _ = to.send(reply);
                     }
                 }
-                // Element Call sessions are off in the core's settings until the LiveKit
-                // client is in: nothing asks for these yet. Should something, the core hears
-                // that the SFU cannot be reached rather than waiting.
-                Output::LiveKit(command) => no_livekit_client(command, &done_tx),
+                Output::LiveKit(command) => livekit.handle(command),
                 Output::Exit => {
                     if let Some(outbox) = outbox.take() {
                         outbox.drain().await;
@@ -232,6 +231,7 @@ pub async fn run(
         tokio::select! {
             Some(edge) = button_edges.recv() => core.handle(now(), Input::Button(edge)),
             Some(event) = media_events.recv() => core.handle(now(), Input::Media(event)),
+            Some(input) = livekit_inputs.recv() => core.handle(now(), input),
             Some(finished) = done.recv() => match finished {
                 Done::MediaReady(engine) => {
                     media = *engine;
@@ -301,26 +301,6 @@ fn refuse_media(command: MediaCommand, why: &str, core: &mut Core) {
         };
         core.handle(now(), Input::Media(event));
     }
-}
-
-/// Answers a LiveKit command with a failure: this build has no LiveKit client.
-fn no_livekit_client(command: LiveKitCommand, done: &mpsc::Sender<Done>) {
-    let why = "this roomd has no LiveKit client".to_owned();
-    let input = match command {
-        LiveKitCommand::FetchToken { request, .. } => Input::SfuToken {
-            request,
-            result: Err(why),
-        },
-        LiveKitCommand::Connect { conn, .. } => Input::LiveKit {
-            conn,
-            event: LiveKitEvent::Closed { reason: why },
-        },
-        LiveKitCommand::Send { .. } | LiveKitCommand::Close { .. } => return,
-    };
-    let done = done.clone();
-    tokio::spawn(async move {
-        let _ = done.send(Done::Input(input)).await;
-    });
 }
 
 /// The first signal starts a clean shutdown; a second one ends it at once.

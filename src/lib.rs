@@ -6,6 +6,7 @@
 pub mod config;
 pub mod controls;
 pub mod daemon;
+pub mod livekit;
 pub mod logging;
 pub mod matrix;
 pub mod media;
