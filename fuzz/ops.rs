@@ -293,6 +293,7 @@ fn settings() -> Settings {
             direct_call_from: vec![Principal::Server("localhost".try_into().unwrap())],
             conference_focus: Some(FOCUS.try_into().unwrap()),
             element_call: true,
+            start_sessions: true,
         },
         watchdog_timeout: Some(Duration::from_secs(600)),
         livekit_service_url: Some("https://rtc.example.org/jwt".to_owned()),

@@ -62,6 +62,7 @@ fn settings(config: &Config, turn_password: Option<Secret>, volume: u8) -> Setti
             // Not until the LiveKit media path is in: joining a session without it would put
             // a participant with no picture or sound in the call.
             element_call: false,
+            start_sessions: config.calls.join_button_prefers_element_call,
         },
         livekit_service_url: config
             .calls

@@ -81,6 +81,7 @@ pub struct CallsConfig {
     pub answer_direct_calls: bool,
     pub direct_call_from: Vec<Principal>,
     pub join_button_starts_call: bool,
+    pub join_button_prefers_element_call: bool,
     pub do_not_disturb_minutes: u32,
     pub conference_focus: Option<OwnedUserId>,
     /// The LiveKit token service when the homeserver names none.
@@ -277,6 +278,7 @@ impl Default for Config {
                 join: JoinPolicy::Auto,
                 answer_direct_calls: true,
                 join_button_starts_call: true,
+                join_button_prefers_element_call: true,
                 direct_call_from: vec![Principal::Server(owned_server_name!("example.org"))],
                 do_not_disturb_minutes: 30,
                 conference_focus: None,

@@ -145,6 +145,12 @@ fn read_calls(r: &mut Reader, t: &DeTable, c: &mut CallsConfig) {
         "join_button_starts_call",
         &mut c.join_button_starts_call,
     );
+    r.field(
+        t,
+        P,
+        "join_button_prefers_element_call",
+        &mut c.join_button_prefers_element_call,
+    );
     r.list(t, P, "direct_call_from", &mut c.direct_call_from);
     r.field(
         t,

@@ -36,6 +36,8 @@ pub struct RoomSettings {
     pub conference_focus: Option<OwnedUserId>,
     /// Join with no call on starts one.
     pub start_calls: bool,
+    /// ...an Element Call session when the device can join those, else a mesh call.
+    pub start_sessions: bool,
     /// The media engine can join Element Call sessions (a LiveKit path).
     pub element_call: bool,
 }
@@ -398,10 +400,14 @@ impl Rooms {
                 now.unix_ms,
             );
             if let Some(started) = &room.started {
-                let call = CallId::mesh(started.group_call_id());
-                let echoed = state
-                    .mesh_call(started.group_call_id())
-                    .is_some_and(|c| !c.terminated);
+                let call = started.call().clone();
+                let echoed = match &call {
+                    CallId::Mesh { group_call_id } => state
+                        .mesh_call(group_call_id)
+                        .is_some_and(|c| !c.terminated),
+                    // A session needs no call event: ours is the first membership in it.
+                    _ => true,
+                };
                 decision = if echoed {
                     Decision {
                         call: Some(call),

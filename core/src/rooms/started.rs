@@ -1,13 +1,16 @@
-//! A call the device started (the join button with no call on): taken up if one is open,
-//! waiting for people, and ended when nobody came, when the last one who came left, or when
-//! the device hung up alone in it.
+//! A call the device started (the join button with no call on): the room's Element Call
+//! session when the device can join those and the config prefers them, else an MSC3401 mesh
+//! call (taken up if one is open); waiting for people, and ended when nobody came, when the last
+//! one who came left, or when the device hung up alone in it.
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use super::{Rooms, ServedRoom};
-use crate::events::MESH_CALL;
+use crate::events::{MESH_CALL, RTC_NOTIFICATION};
 use crate::membership::CallId;
-use crate::policy::{self, Me};
+use crate::policy::{self, Me, SessionAbility};
 use crate::room::RoomState;
 use crate::{MatrixCommand, Now, Output, Outputs};
 
@@ -17,7 +20,8 @@ const STARTED_CALL_WAIT: Duration = Duration::from_secs(120);
 /// A call the device started (the join button with no call on), waiting for people.
 #[derive(Debug, Clone)]
 pub(super) struct Started {
-    group_call_id: String,
+    /// A mesh call (its group call ID) or the room's Element Call session.
+    call: CallId,
     /// Nobody came by then: the call is ended.
     until_ms: u64,
     /// Someone came: the call is ended when the last of them leaves, as the last one out.
@@ -27,8 +31,8 @@ pub(super) struct Started {
 }
 
 impl Started {
-    pub(super) fn group_call_id(&self) -> &str {
-        &self.group_call_id
+    pub(super) fn call(&self) -> &CallId {
+        &self.call
     }
 
     /// When the call is ended for nobody having come, while nobody has.
@@ -54,6 +58,14 @@ impl Rooms {
         ids: &mut u64,
         out: &mut Outputs,
     ) -> String {
+        let encrypted = self.served[i]
+            .room_id
+            .as_ref()
+            .and_then(|id| self.states.get(id))
+            .is_some_and(RoomState::encrypted);
+        if self.settings.start_sessions && self.sessions == SessionAbility::Able && !encrypted {
+            return self.start_session(i, now, out);
+        }
         let served = &mut self.served[i];
         let room_id = served.room_id.clone().expect("a joined room has an ID");
         let open = self
@@ -89,13 +101,47 @@ impl Rooms {
         };
         served.hung_up = None;
         served.started = Some(Started {
-            group_call_id,
+            call: CallId::mesh(&group_call_id),
             until_ms: now.unix_ms + STARTED_CALL_WAIT.as_millis() as u64,
             someone_came: false,
             hung_up: false,
         });
         format!(
             "started a call in {}; waiting for people",
+            served.configured
+        )
+    }
+
+    /// Starts the room's Element Call session in served room `i`: joins it, and tells the room
+    /// as Element Call's first joiner does (an `rtc.notification`, which clients show and which
+    /// the members' devices may ring for).
+    fn start_session(&mut self, i: usize, now: Now, out: &mut Outputs) -> String {
+        let served = &mut self.served[i];
+        let room_id = served.room_id.clone().expect("a joined room has an ID");
+        log::info!(
+            "join pressed with no call on: starting the Element Call session in {}",
+            served.configured
+        );
+        out.push_back(Output::Matrix(MatrixCommand::SendEvent {
+            room_id,
+            event_type: RTC_NOTIFICATION.to_owned(),
+            content: json!({
+                "m.mentions": {"user_ids": [], "room": true},
+                "notification_type": "notification",
+                "sender_ts": now.unix_ms,
+                "lifetime": 30_000,
+                "m.call.intent": "video",
+            }),
+        }));
+        served.hung_up = None;
+        served.started = Some(Started {
+            call: CallId::room_call(),
+            until_ms: now.unix_ms + STARTED_CALL_WAIT.as_millis() as u64,
+            someone_came: false,
+            hung_up: false,
+        });
+        format!(
+            "started the Element Call session in {}; waiting for people",
             served.configured
         )
     }
@@ -114,7 +160,7 @@ impl Rooms {
         let Some(started) = &mut served.started else {
             return;
         };
-        let call = CallId::mesh(&started.group_call_id);
+        let call = started.call.clone();
         let others = policy::others_in(state, &call, me, now.unix_ms);
         started.someone_came |= others;
         let over = if started.someone_came {
@@ -125,7 +171,10 @@ impl Rooms {
         if !over && !started.hung_up {
             return;
         }
-        if !others && let Some(room_id) = served.room_id.clone() {
+        // A session ends as each of us leaves; a mesh call is marked terminated.
+        if let (false, Some(room_id), CallId::Mesh { group_call_id }) =
+            (others, served.room_id.clone(), &call)
+        {
             let why = if started.someone_came {
                 "everyone has left"
             } else if started.hung_up {
@@ -134,13 +183,12 @@ impl Rooms {
                 "nobody came"
             };
             log::info!(
-                "{why}: ending call {} in {}",
-                started.group_call_id,
+                "{why}: ending call {group_call_id} in {}",
                 served.configured
             );
             // A call taken up keeps its own intent and type.
             let (intent, call_type) = state
-                .mesh_call(&started.group_call_id)
+                .mesh_call(group_call_id)
                 .map_or(("m.room", Some("m.video")), |c| {
                     (c.intent.as_str(), c.call_type.as_deref())
                 });
@@ -153,7 +201,7 @@ impl Rooms {
                 request: *ids,
                 room_id,
                 event_type: MESH_CALL.to_owned(),
-                state_key: started.group_call_id.clone(),
+                state_key: group_call_id.clone(),
                 content,
                 delay_ms: None,
             }));

@@ -47,6 +47,7 @@ pub fn settings(join: JoinPolicy, watchdog: Option<Duration>) -> Settings {
             direct_call_from: vec![Principal::Server(owned_server_name!("localhost"))],
             conference_focus: None,
             element_call: false,
+            start_sessions: true,
         },
         watchdog_timeout: watchdog,
         ice: Default::default(),

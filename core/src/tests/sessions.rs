@@ -201,3 +201,84 @@ fn a_ring_makes_a_when_rung_room_join_the_session() {
         assert_eq!(h.seat(), SeatState::InCall, "{ring}");
     }
 }
+
+fn press_join(h: &mut Harness) -> Vec<Output> {
+    h.feed(Input::Ctl {
+        id: 7,
+        request: CtlRequest::Join { room: None },
+    })
+}
+
+#[test]
+fn join_with_no_call_on_starts_an_element_call_session_and_leaves_it_when_nobody_comes() {
+    let mut h = Harness::in_service_with(able(JoinPolicy::Auto), &[ALICE]);
+    let out = press_join(&mut h);
+    // The room is told, as Element Call's first joiner tells it; no mesh call is made.
+    let notices: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Matrix(MatrixCommand::SendEvent {
+                event_type,
+                content,
+                ..
+            }) => Some((event_type.clone(), content.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{out:?}");
+    assert_eq!(notices[0].0, RTC_NOTIFICATION);
+    assert_eq!(notices[0].1["m.mentions"]["room"], true);
+    let writes = state_writes(&h.homeserver_accepts(out));
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert!(
+        writes
+            .iter()
+            .all(|(key, _, _)| key == "_@room:localhost_ROOMD_m.call")
+    );
+    assert_eq!(h.seat(), SeatState::InCall);
+    assert_eq!(why(&h), "started the room's call; waiting for people");
+
+    // Nobody comes in two minutes: roomd leaves.
+    let started = h.now;
+    let commands = h.live_for(Duration::from_secs(119));
+    assert!(!delayed_actions(&commands).contains(&DelayedAction::Send));
+    let commands = h.live_for(Duration::from_secs(1));
+    assert!(
+        delayed_actions(&commands).contains(&DelayedAction::Send),
+        "{commands:?}"
+    );
+    assert_eq!(h.now.mono - started.mono, Duration::from_secs(120));
+    assert_eq!(h.seat(), SeatState::Idle);
+}
+
+#[test]
+fn a_started_session_is_left_as_the_last_one_out_and_mesh_is_started_where_sessions_cannot_be() {
+    let mut h = Harness::in_service_with(able(JoinPolicy::Auto), &[ALICE]);
+    let out = press_join(&mut h);
+    h.homeserver_accepts(out);
+    let out = session_member(&mut h, ALICE, "ALICEDEV");
+    h.homeserver_accepts(out);
+    h.live_for(Duration::from_secs(300));
+    assert_eq!(
+        h.seat(),
+        SeatState::InCall,
+        "Alice came: no two-minute limit"
+    );
+    let out = session_leave(&mut h, ALICE, "ALICEDEV");
+    let commands = h.homeserver_accepts(out);
+    assert_eq!(delayed_actions(&commands), [DelayedAction::Send]);
+    assert_eq!(h.seat(), SeatState::Idle);
+
+    // Without a transport, the join button starts a mesh call instead.
+    let mut s = able(JoinPolicy::Auto);
+    s.livekit_service_url = None;
+    let mut h = Harness::in_service_with(s, &[ALICE]);
+    let out = press_join(&mut h);
+    let writes = state_writes(&h.homeserver_accepts(out));
+    assert!(
+        writes
+            .iter()
+            .any(|(key, content, _)| key.starts_with("roomd-") && content["m.intent"] == "m.room"),
+        "{writes:?}"
+    );
+}
