@@ -37,16 +37,14 @@ async fn wait_for_media(
 ) -> anyhow::Result<(TrackMedia, Option<TrackMedia>)> {
     let start = Instant::now();
     let mut last = Vec::new();
-    let mut frames_before = None;
     while start.elapsed() < MEDIA_LIMIT {
         let m = page.measure(MEASURE_WINDOW).await?;
         let video = m.iter().find(|t| t.identity == from && t.kind == "video");
         let heard = m.iter().find(|t| t.identity == from && t.kind == "audio");
         if let Some(v) = video {
-            let increasing = frames_before.is_some_and(|b| v.frames_decoded_total > b);
-            frames_before = Some(v.frames_decoded_total);
+            // frames_decoded is the increase of framesDecoded over the window.
             let audio_ok = !audio || heard.is_some_and(|a| a.audio_level > MIN_AUDIO_LEVEL);
-            if increasing && v.fps > MIN_FPS && audio_ok {
+            if v.frames_decoded > 0 && v.fps > MIN_FPS && audio_ok {
                 return Ok((v.clone(), heard.cloned()));
             }
         }

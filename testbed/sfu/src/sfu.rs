@@ -120,6 +120,8 @@ enum Pc {
 
 struct PubTrack {
     cid: String,
+    /// The codec `add_track` asked for (`vp8`, `h264`), put first in the answer.
+    requested_codec: Option<String>,
     info: lk::TrackInfo,
     kind: MediaKind,
     mid: Option<Mid>,
@@ -788,6 +790,11 @@ impl Sfu {
         };
         p.tracks.push(PubTrack {
             cid: req.cid.clone(),
+            requested_codec: req
+                .simulcast_codecs
+                .first()
+                .map(|c| c.codec.to_ascii_lowercase())
+                .filter(|c| !c.is_empty()),
             info: info.clone(),
             kind: if video {
                 MediaKind::Video
@@ -825,16 +832,28 @@ impl Sfu {
                 return;
             }
         };
+        let sections = sdp::sections(&sd.sdp);
+        // The codec each track asked for, by the mid its m-line has.
+        let preferred: HashMap<String, String> = sections
+            .iter()
+            .filter_map(|s| {
+                let t = p
+                    .tracks
+                    .iter()
+                    .find(|t| Some(&t.cid) == s.track_id.as_ref())?;
+                Some((s.mid.clone(), t.requested_codec.clone()?))
+            })
+            .collect();
         let _ = p.tx.try_send(Out::Msg(signal_response::Message::Answer(
             lk::SessionDescription {
                 r#type: "answer".to_owned(),
-                sdp: answer.to_sdp_string(),
+                sdp: sdp::answer_preferring(&sd.sdp, &answer.to_sdp_string(), &preferred),
                 id: sd.id,
                 ..Default::default()
             },
         )));
         let mut published = Vec::new();
-        for section in sdp::sections(&sd.sdp) {
+        for section in sections {
             let Some(track_id) = section.track_id.as_deref() else {
                 continue;
             };
@@ -851,18 +870,25 @@ impl Sfu {
             let mid: Mid = section.mid.as_str().into();
             t.mid = Some(mid);
             // The negotiated codec, now that there is one.
-            if let Some(media) = p.publisher.media(mid)
-                && let Some(pt) = media.remote_pts().first()
-                && let Some(pp) = p
-                    .publisher
-                    .codec_config()
-                    .params()
+            // The negotiated codec: the requested one if it was accepted, else the first.
+            if let Some(media) = p.publisher.media(mid) {
+                let mimes: Vec<&str> = media
+                    .remote_pts()
                     .iter()
-                    .find(|pp| pp.pt() == *pt)
-            {
-                let mime = mime_of(pp.spec().codec);
-                if !mime.is_empty() && t.info.mime_type.is_empty() {
-                    t.info.mime_type = mime.to_owned();
+                    .filter_map(|pt| {
+                        let params = p.publisher.codec_config().params();
+                        params.iter().find(|pp| pp.pt() == *pt)
+                    })
+                    .map(|pp| mime_of(pp.spec().codec))
+                    .filter(|m| !m.is_empty())
+                    .collect();
+                let requested = t.requested_codec.as_deref().unwrap_or("");
+                let mime = mimes
+                    .iter()
+                    .find(|m| m.to_ascii_lowercase().ends_with(&format!("/{requested}")))
+                    .or(mimes.first());
+                if let Some(mime) = mime {
+                    t.info.mime_type = (*mime).to_owned();
                 }
             }
             t.info.mid = section.mid.clone();

@@ -95,8 +95,9 @@ impl TokenService {
             issued: Mutex::new(Vec::new()),
         });
         let app = Router::new()
-            .route("/sfu/get", post(sfu_get))
-            .route("/get_token", post(get_token))
+            // A browser's POST with a JSON body is preflighted with OPTIONS.
+            .route("/sfu/get", post(sfu_get).options(preflight))
+            .route("/get_token", post(get_token).options(preflight))
             .route("/healthz", get(|| async { StatusCode::OK }))
             .fallback(fallback)
             .with_state(shared.clone())
@@ -179,6 +180,10 @@ fn hash_json(v: &serde_json::Value) -> String {
 
 fn error(status: StatusCode, errcode: &str, msg: &str) -> Response {
     (status, axum::Json(json!({"errcode": errcode, "error": msg}))).into_response()
+}
+
+async fn preflight() -> StatusCode {
+    StatusCode::OK
 }
 
 async fn fallback(method: Method) -> Response {
