@@ -110,7 +110,11 @@ async fn both_ways(opts: PublishOptions, expect_codec: &str) -> anyhow::Result<(
         }
     };
     let tracks = b
-        .wait_for_tracks(SUBSCRIBE_LIMIT, "subscribed to alice", subscribed_to("alice"))
+        .wait_for_tracks(
+            SUBSCRIBE_LIMIT,
+            "subscribed to alice",
+            subscribed_to("alice"),
+        )
         .await?;
     a.wait_for_tracks(SUBSCRIBE_LIMIT, "subscribed to bob", subscribed_to("bob"))
         .await?;
@@ -148,7 +152,10 @@ async fn both_ways(opts: PublishOptions, expect_codec: &str) -> anyhow::Result<(
         .iter()
         .find(|t| t.kind == "video")
         .context("alice's video at the SFU")?;
-    eprintln!("SFU: alice publishes {published:?}; bob is sent {:?}", bob.forwarded);
+    eprintln!(
+        "SFU: alice publishes {published:?}; bob is sent {:?}",
+        bob.forwarded
+    );
     let forwarded = bob
         .forwarded
         .iter()
@@ -166,10 +173,7 @@ async fn both_ways(opts: PublishOptions, expect_codec: &str) -> anyhow::Result<(
             forwarded.rid,
             published.rids
         );
-        ensure!(
-            u64::from(video.frame_width) >= 480,
-            "the top layer arrives: {video:?}"
-        );
+        ensure!(video.frame_width >= 480, "the top layer arrives: {video:?}");
     }
 
     // A mutes the microphone: B's publication shows it.
@@ -277,7 +281,10 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> anyhow::Result<(u16,
 }
 
 fn port_of(url: &str) -> u16 {
-    url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The HTTP contract the client relies on: v1 refused with a readable 404 (so it falls back to
@@ -296,7 +303,12 @@ fn sfu_http_contract() -> anyhow::Result<()> {
         "{reply}"
     );
     ensure!(!reply.contains("requested room does not exist"));
-    let (status, _) = http(port, "GET", &format!("/rtc/validate?access_token={good}"), "")?;
+    let (status, _) = http(
+        port,
+        "GET",
+        &format!("/rtc/validate?access_token={good}"),
+        "",
+    )?;
     ensure!(status == 200);
     let (status, _) = http(port, "GET", "/rtc/validate?access_token=nope", "")?;
     ensure!(status == 401);
@@ -327,7 +339,10 @@ async fn token_service_end_to_end() -> anyhow::Result<()> {
         .synapse
         .log_in("alice", "alice-password-1", "ALICEDEV")
         .await?;
-    let bob_token = rtc.synapse.log_in("bob", "bob-password-1", "BOBDEV").await?;
+    let bob_token = rtc
+        .synapse
+        .log_in("bob", "bob-password-1", "BOBDEV")
+        .await?;
     let (status, body) = rtc.synapse.request(
         "GET",
         "/_matrix/client/unstable/org.matrix.msc4143/rtc/transports",
@@ -379,7 +394,9 @@ async fn token_service_end_to_end() -> anyhow::Result<()> {
         ))
         .await?;
     let tb = b
-        .fetch_token(&TokenRequest::sfu_get(&rtc, &bob_token, &bob_id, "BOBDEV", room_id).get_token())
+        .fetch_token(
+            &TokenRequest::sfu_get(&rtc, &bob_token, &bob_id, "BOBDEV", room_id).get_token(),
+        )
         .await?;
     let alias = livekit_room_alias(room_id, "m.call#ROOM");
     ensure!(ta.url == rtc.sfu.url(), "{ta:?}");

@@ -61,7 +61,9 @@ fn h264_starts_keyframe(p: &[u8]) -> bool {
             }
             false
         }
-        28 => p.get(1).is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
+        28 => p
+            .get(1)
+            .is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
         _ => false,
     }
 }
@@ -122,11 +124,17 @@ mod tests {
     #[test]
     fn vp8_keyframes() {
         // X=1, S=1, PID=0; I=1 (15-bit picture id), L=1, T=1; then a key frame header.
-        assert!(vp8_starts_keyframe(&[0x90, 0xe0, 0x80, 0x01, 0x00, 0x00, 0x10]));
+        assert!(vp8_starts_keyframe(&[
+            0x90, 0xe0, 0x80, 0x01, 0x00, 0x00, 0x10
+        ]));
         // Same with the P bit set: an inter frame.
-        assert!(!vp8_starts_keyframe(&[0x90, 0xe0, 0x80, 0x01, 0x00, 0x00, 0x11]));
+        assert!(!vp8_starts_keyframe(&[
+            0x90, 0xe0, 0x80, 0x01, 0x00, 0x00, 0x11
+        ]));
         // Not the start of a partition.
-        assert!(!vp8_starts_keyframe(&[0x80, 0xe0, 0x80, 0x01, 0x00, 0x00, 0x10]));
+        assert!(!vp8_starts_keyframe(&[
+            0x80, 0xe0, 0x80, 0x01, 0x00, 0x00, 0x10
+        ]));
         // No extensions.
         assert!(vp8_starts_keyframe(&[0x10, 0x9c]));
         assert!(!vp8_starts_keyframe(&[]));
@@ -138,7 +146,9 @@ mod tests {
         assert!(h264_starts_keyframe(&[0x67, 0x42])); // SPS
         assert!(!h264_starts_keyframe(&[0x41, 0x9a])); // non-IDR slice
         // STAP-A with SPS and PPS.
-        assert!(h264_starts_keyframe(&[0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce]));
+        assert!(h264_starts_keyframe(&[
+            0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce
+        ]));
         // FU-A start of an IDR, and its continuation.
         assert!(h264_starts_keyframe(&[0x7c, 0x85, 0x00]));
         assert!(!h264_starts_keyframe(&[0x7c, 0x05, 0x00]));

@@ -79,7 +79,9 @@ pub fn encode(claims: &Claims, secret: &str) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialise"));
     let signing_input = format!("{header}.{payload}");
-    let sig = mac(secret, signing_input.as_bytes()).finalize().into_bytes();
+    let sig = mac(secret, signing_input.as_bytes())
+        .finalize()
+        .into_bytes();
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
@@ -104,7 +106,8 @@ impl std::fmt::Display for Refused {
 pub fn verify_join(token: &str, api_key: &str, secret: &str) -> Result<Claims, Refused> {
     let refuse = |why: &str| Refused(why.to_owned());
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(refuse("not a JWT"));
     };

@@ -68,12 +68,18 @@ pub fn answer_preferring(
             }
             continue;
         };
-        let mid = sec.iter().find_map(|l| l.strip_prefix("a=mid:")).unwrap_or("");
+        let mid = sec
+            .iter()
+            .find_map(|l| l.strip_prefix("a=mid:"))
+            .unwrap_or("");
         // Payload type -> codec name, an rtx counting as the codec it repairs.
         let mut codec: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
         for l in sec {
             if let Some((pt, rest)) = l.strip_prefix("a=rtpmap:").and_then(|r| r.split_once(' ')) {
-                codec.insert(pt, rest.split('/').next().unwrap_or("").to_ascii_lowercase());
+                codec.insert(
+                    pt,
+                    rest.split('/').next().unwrap_or("").to_ascii_lowercase(),
+                );
             }
         }
         for l in sec {
@@ -95,7 +101,11 @@ pub fn answer_preferring(
             )
         });
         out.push_str("m=");
-        out.push_str(&[&fields[..fields.len().min(3)], &pts[..]].concat().join(" "));
+        out.push_str(
+            &[&fields[..fields.len().min(3)], &pts[..]]
+                .concat()
+                .join(" "),
+        );
         out.push_str("\r\n");
         for l in &sec[1..] {
             out.push_str(l);
@@ -131,10 +141,16 @@ mod tests {
             a=rtpmap:102 H264/90000\r\na=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n";
         let none = std::collections::HashMap::new();
         let plain = answer_preferring(offer, answer, &none);
-        assert!(plain.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103\r\n"), "{plain}");
+        assert!(
+            plain.contains("m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103\r\n"),
+            "{plain}"
+        );
         let h264 = [("1".to_owned(), "h264".to_owned())].into_iter().collect();
         let preferred = answer_preferring(offer, answer, &h264);
-        assert!(preferred.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 103 96 97\r\n"), "{preferred}");
+        assert!(
+            preferred.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 103 96 97\r\n"),
+            "{preferred}"
+        );
         assert!(preferred.starts_with("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"));
         assert!(preferred.ends_with("a=fmtp:103 apt=102\r\n"));
     }

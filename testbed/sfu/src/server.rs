@@ -77,12 +77,12 @@ fn authorise(
     config: &SfuConfig,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<Claims, Response> {
+) -> Result<Claims, (StatusCode, String)> {
     let Some(token) = token(query, headers) else {
-        return Err((StatusCode::UNAUTHORIZED, "no access token").into_response());
+        return Err((StatusCode::UNAUTHORIZED, "no access token".to_owned()));
     };
     jwt::verify_join(token, &config.api_key, &config.api_secret)
-        .map_err(|e| (StatusCode::UNAUTHORIZED, e.0).into_response())
+        .map_err(|e| (StatusCode::UNAUTHORIZED, e.0))
 }
 
 async fn validate(
@@ -92,7 +92,7 @@ async fn validate(
 ) -> Response {
     match authorise(&st.config, &query, &headers) {
         Ok(_) => (StatusCode::OK, "success").into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -104,7 +104,7 @@ async fn rtc(
 ) -> Response {
     let claims = match authorise(&st.config, &query, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Ok(ws) = ws else {
         return (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade").into_response();
@@ -143,7 +143,7 @@ async fn session(st: AppState, claims: Claims, params: JoinParams, mut socket: W
         tokio::select! {
             out = rx.recv() => match out {
                 Some(Out::Msg(m)) => {
-                    let bytes = lk::SignalResponse { message: Some(m) }.encode_to_vec();
+                    let bytes = lk::SignalResponse { message: Some(*m) }.encode_to_vec();
                     if socket.send(Message::Binary(bytes.into())).await.is_err() {
                         break;
                     }
@@ -156,7 +156,7 @@ async fn session(st: AppState, claims: Claims, params: JoinParams, mut socket: W
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Binary(b))) => {
                     if let Ok(lk::SignalRequest { message: Some(m) }) = lk::SignalRequest::decode(&b[..])
-                        && st.cmds.send(Cmd::Signal { pid, msg: m }).await.is_err()
+                        && st.cmds.send(Cmd::Signal { pid, msg: Box::new(m) }).await.is_err()
                     {
                         break;
                     }

@@ -49,7 +49,7 @@ pub(crate) struct Joined {
 }
 
 pub(crate) enum Out {
-    Msg(signal_response::Message),
+    Msg(Box<signal_response::Message>),
     /// Close the WebSocket (after a `leave`, or when evicted).
     Close,
 }
@@ -66,7 +66,7 @@ pub(crate) enum Cmd {
     },
     Signal {
         pid: Pid,
-        msg: signal_request::Message,
+        msg: Box<signal_request::Message>,
     },
     Gone {
         pid: Pid,
@@ -527,7 +527,7 @@ impl Sfu {
                 let joined = self.join(claims, params);
                 let _ = reply.send(joined);
             }
-            Cmd::Signal { pid, msg } => self.signal(pid, msg),
+            Cmd::Signal { pid, msg } => self.signal(pid, *msg),
             Cmd::Gone { pid } => self.remove(pid),
             Cmd::Stats { reply } => {
                 let _ = reply.send(self.stats());
@@ -546,19 +546,22 @@ impl Sfu {
             .collect();
         for pid in old {
             if let Some(p) = self.participants.get(&pid) {
-                let _ = p.tx.try_send(Out::Msg(signal_response::Message::Leave(
-                    lk::LeaveRequest {
+                let _ =
+                    p.tx.try_send(out_msg(signal_response::Message::Leave(lk::LeaveRequest {
                         can_reconnect: false,
                         reason: lk::DisconnectReason::DuplicateIdentity as i32,
                         action: lk::leave_request::Action::Disconnect as i32,
                         regions: None,
-                    },
-                )));
+                    })));
                 let _ = p.tx.try_send(Out::Close);
             }
             self.remove(pid);
         }
-        let in_room = self.participants.values().filter(|p| p.room == room).count();
+        let in_room = self
+            .participants
+            .values()
+            .filter(|p| p.room == room)
+            .count();
         if in_room >= self.config.max_participants_per_room {
             return Err("the room is full".to_owned());
         }
@@ -644,7 +647,7 @@ impl Sfu {
         };
         participant
             .tx
-            .try_send(Out::Msg(signal_response::Message::Join(join)))
+            .try_send(out_msg(signal_response::Message::Join(join)))
             .map_err(|_| "signalling queue closed".to_owned())?;
         let info = participant.info();
         self.participants.insert(pid, participant);
@@ -751,9 +754,8 @@ impl Sfu {
                 cid: req.cid.clone(),
                 track: Some(t.info.clone()),
             };
-            let _ = p
-                .tx
-                .try_send(Out::Msg(signal_response::Message::TrackPublished(published)));
+            let _ =
+                p.tx.try_send(out_msg(signal_response::Message::TrackPublished(published)));
             return;
         }
         let video = req.r#type == lk::TrackType::Video as i32;
@@ -806,12 +808,13 @@ impl Sfu {
             last_keyframe_request: [None; 4],
             packets_in: 0,
         });
-        let _ = p.tx.try_send(Out::Msg(signal_response::Message::TrackPublished(
-            lk::TrackPublishedResponse {
-                cid: req.cid,
-                track: Some(info),
-            },
-        )));
+        let _ =
+            p.tx.try_send(out_msg(signal_response::Message::TrackPublished(
+                lk::TrackPublishedResponse {
+                    cid: req.cid,
+                    track: Some(info),
+                },
+            )));
     }
 
     /// The client's publisher offer: answered at once; m-lines newly tied to announced
@@ -844,7 +847,7 @@ impl Sfu {
                 Some((s.mid.clone(), t.requested_codec.clone()?))
             })
             .collect();
-        let _ = p.tx.try_send(Out::Msg(signal_response::Message::Answer(
+        let _ = p.tx.try_send(out_msg(signal_response::Message::Answer(
             lk::SessionDescription {
                 r#type: "answer".to_owned(),
                 sdp: sdp::answer_preferring(&sd.sdp, &answer.to_sdp_string(), &preferred),
@@ -1046,7 +1049,7 @@ impl Sfu {
             id: p.offer_id,
             ..Default::default()
         });
-        if p.tx.try_send(Out::Msg(msg)).is_err() {
+        if p.tx.try_send(out_msg(msg)).is_err() {
             p.dead = true;
         }
     }
@@ -1077,7 +1080,8 @@ impl Sfu {
                 d.stop();
                 changed = true;
             }
-            op.down.retain(|d| !(d.from == pid && d.state == DownState::ToOpen));
+            op.down
+                .retain(|d| !(d.from == pid && d.state == DownState::ToOpen));
             if changed {
                 self.negotiate(*o);
             }
@@ -1103,7 +1107,7 @@ impl Sfu {
 
     fn send(&mut self, pid: Pid, msg: signal_response::Message) {
         if let Some(p) = self.participants.get_mut(&pid)
-            && p.tx.try_send(Out::Msg(msg)).is_err()
+            && p.tx.try_send(out_msg(msg)).is_err()
         {
             p.dead = true;
         }
@@ -1197,7 +1201,11 @@ impl Participant {
 
     /// Adds a track to send this participant (negotiated with the next subscriber offer).
     fn subscribe(&mut self, from: Pid, from_sid: String, track_sid: String, kind: MediaKind) {
-        if self.down.iter().any(|d| d.from == from && d.track_sid == track_sid) {
+        if self
+            .down
+            .iter()
+            .any(|d| d.from == from && d.track_sid == track_sid)
+        {
             return;
         }
         self.down.push(DownTrack {
@@ -1280,4 +1288,8 @@ fn add_remote_candidate(rtc: &mut Rtc, candidate_init: &str) {
     if let Ok(c) = Candidate::from_sdp_string(line) {
         rtc.add_remote_candidate(c);
     }
+}
+
+fn out_msg(m: signal_response::Message) -> Out {
+    Out::Msg(Box::new(m))
 }

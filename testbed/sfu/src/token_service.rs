@@ -179,7 +179,15 @@ fn hash_json(v: &serde_json::Value) -> String {
 }
 
 fn error(status: StatusCode, errcode: &str, msg: &str) -> Response {
-    (status, axum::Json(json!({"errcode": errcode, "error": msg}))).into_response()
+    (
+        status,
+        axum::Json(json!({"errcode": errcode, "error": msg})),
+    )
+        .into_response()
+}
+
+fn fail(status: StatusCode, errcode: &str, msg: &str) -> Box<Response> {
+    Box::new(error(status, errcode, msg))
 }
 
 async fn preflight() -> StatusCode {
@@ -223,18 +231,22 @@ struct GetToken {
     member: Member,
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response> {
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Box<Response>> {
     if body.len() > MAX_BODY {
-        return Err(error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "body too large"));
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "M_BAD_JSON",
+            "body too large",
+        ));
     }
     serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "M_BAD_JSON", &e.to_string()))
+        .map_err(|e| fail(StatusCode::BAD_REQUEST, "M_BAD_JSON", &e.to_string()))
 }
 
 async fn sfu_get(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let req: SfuGet = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if req.room.is_empty() || req.device_id.is_empty() {
         return error(
@@ -245,7 +257,7 @@ async fn sfu_get(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     }
     let user_id = match verify(&shared, &req.openid_token).await {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let identity = format!("{user_id}:{}", req.device_id);
     let alias = livekit_room_alias(&req.room, CALL_SLOT);
@@ -255,7 +267,7 @@ async fn sfu_get(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 async fn get_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let req: GetToken = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if req.room_id.is_empty() || req.slot_id.is_empty() || req.member.id.is_empty() {
         return error(
@@ -266,7 +278,7 @@ async fn get_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     }
     let user_id = match verify(&shared, &req.openid_token).await {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if req.member.claimed_user_id != user_id {
         return error(
@@ -307,10 +319,10 @@ fn issue(
 }
 
 /// The Matrix user an OpenID token belongs to, as the homeserver's federation API says.
-async fn verify(shared: &Shared, token: &OpenIdToken) -> Result<String, Response> {
-    let unauthorised = |msg: &str| error(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", msg);
+async fn verify(shared: &Shared, token: &OpenIdToken) -> Result<String, Box<Response>> {
+    let unauthorised = |msg: &str| fail(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", msg);
     let Some(homeserver) = shared.config.lock().unwrap().homeserver.clone() else {
-        return Err(error(
+        return Err(fail(
             StatusCode::INTERNAL_SERVER_ERROR,
             "M_UNKNOWN",
             "the token service has no homeserver to check OpenID tokens with",
@@ -323,27 +335,28 @@ async fn verify(shared: &Shared, token: &OpenIdToken) -> Result<String, Response
         "/_matrix/federation/v1/openid/userinfo?access_token={}",
         percent_encode(&token.access_token)
     );
-    let (status, body) = match tokio::time::timeout(OPENID_TIMEOUT, http_get(&homeserver, &path))
-        .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            return Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "M_UNKNOWN",
-                &format!("asking the homeserver: {e}"),
-            ));
-        }
-        Err(_) => {
-            return Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "M_UNKNOWN",
-                "the homeserver did not answer",
-            ));
-        }
-    };
+    let (status, body) =
+        match tokio::time::timeout(OPENID_TIMEOUT, http_get(&homeserver, &path)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return Err(fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "M_UNKNOWN",
+                    &format!("asking the homeserver: {e}"),
+                ));
+            }
+            Err(_) => {
+                return Err(fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "M_UNKNOWN",
+                    "the homeserver did not answer",
+                ));
+            }
+        };
     if status != 200 {
-        return Err(unauthorised("the homeserver did not accept the OpenID token"));
+        return Err(unauthorised(
+            "the homeserver did not accept the OpenID token",
+        ));
     }
     let sub = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
@@ -374,7 +387,8 @@ async fn http_get(base: &str, path: &str) -> anyhow::Result<(u16, String)> {
         .context("only http:// homeservers are supported")?
         .trim_end_matches('/');
     let mut s = tokio::net::TcpStream::connect(authority).await?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\n\r\n");
     s.write_all(request.as_bytes()).await?;
     let mut reply = Vec::new();
     s.take(1 << 20).read_to_end(&mut reply).await?;
@@ -383,7 +397,10 @@ async fn http_get(base: &str, path: &str) -> anyhow::Result<(u16, String)> {
         .get(9..12)
         .and_then(|c| c.parse().ok())
         .context("not an HTTP reply")?;
-    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     Ok((status, body))
 }
 
