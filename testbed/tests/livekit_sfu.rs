@@ -222,11 +222,10 @@ async fn livekit_client_vp8_simulcast_both_ways_mute_and_leave() -> anyhow::Resu
 }
 
 #[tokio::test]
-async fn livekit_client_h264_both_ways() -> anyhow::Result<()> {
+async fn livekit_client_h264_simulcast_both_ways() -> anyhow::Result<()> {
     let _turn = SERIAL.lock().await;
     let opts = PublishOptions {
         video_codec: "h264".to_owned(),
-        simulcast: false,
         ..PublishOptions::default()
     };
     both_ways(opts, "video/H264").await
