@@ -1,6 +1,6 @@
 //! The LiveKit test SFU and token service, proven against the real livekit-client (the version
 //! Element Call bundles) in two headless Chromiums: media both ways (VP8 simulcast as Element
-//! Call publishes, and H.264), mute and leave as the other side sees them, and the token
+//! Call publishes, and H.264 simulcast), mute and leave as the other side sees them, and the token
 //! service end to end (Synapse OpenID token -> token service -> SFU).
 //!
 //! Needs what `bash tools/setup.sh` installs (Chromium, the npm packages and page bundles,
