@@ -42,9 +42,10 @@ if ! "$lint/bin/oelint-adv" --version 2>/dev/null | grep -qx "oelint-adv $OELINT
   "$lint/bin/pip" install -q --disable-pip-version-check "oelint-adv==$OELINT_VERSION"
 fi
 
-# The browser visitor (testbed/browser): matrix-js-sdk and playwright-core from package-lock.json,
-# and the page bundle. Node.js 20 or later is needed (playwright-core); matrix-js-sdk asks for 22
-# in its engines, but only its browser bundle is used here, so that is not enforced.
+# The browser visitor (testbed/browser): matrix-js-sdk, livekit-client and playwright-core from
+# package-lock.json, and the page bundles. Node.js 20 or later is needed (playwright-core);
+# matrix-js-sdk asks for 22 in its engines, but only its browser bundle is used here, so that is
+# not enforced.
 browser=testbed/browser
 if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then
   echo "setup: Node.js 20 or later is needed for the browser visitor (found: $(node --version 2>/dev/null || echo none))" >&2
@@ -55,11 +56,18 @@ if [ "$(cat "$browser/node_modules/.roomd-lock-sum" 2>/dev/null)" != "$lock_sum"
   echo "setup: installing the browser visitor's npm packages into $browser/node_modules"
   (cd "$browser" && npm ci --engine-strict=false --no-audit --no-fund --loglevel=error)
   echo "$lock_sum" > "$browser/node_modules/.roomd-lock-sum"
-  rm -f "$browser/dist/page.bundle.js"
+  rm -f "$browser/dist/page.bundle.js" "$browser/dist/livekit.bundle.js"
 fi
-bundle="$browser/dist/page.bundle.js"
-if [ ! -s "$bundle" ] || [ "$browser/page.js" -nt "$bundle" ] || [ "$browser/package.json" -nt "$bundle" ]; then
-  echo "setup: building $bundle"
+# Two page bundles: page.js (matrix-js-sdk) and livekit.js (livekit-client), built together.
+rebuild=
+for name in page livekit; do
+  bundle="$browser/dist/$name.bundle.js"
+  if [ ! -s "$bundle" ] || [ "$browser/$name.js" -nt "$bundle" ] || [ "$browser/package.json" -nt "$bundle" ]; then
+    rebuild=1
+  fi
+done
+if [ -n "$rebuild" ]; then
+  echo "setup: building $browser/dist/{page,livekit}.bundle.js"
   (cd "$browser" && npm run --silent build)
 fi
 echo "setup: ready (Synapse $SYNAPSE_VERSION in $venv, oelint-adv in $lint, browser visitor in $browser)"

@@ -12,7 +12,9 @@
 // is killed outright. It is closed on stdin EOF, SIGTERM, SIGINT and SIGHUP.
 //
 // Options: --name NAME (log prefix), --chromium PATH (default $CHROMIUM or /usr/bin/chromium),
-// --extra-arg ARG (repeatable; one more Chromium flag). Environment: ROOMD_BROWSER_VERBOSE=1 keeps
+// --extra-arg ARG (repeatable; one more Chromium flag), --bundle NAME (the page script,
+// dist/NAME.bundle.js: "page", the matrix-js-sdk visitor, by default; "livekit" for
+// livekit-client). Environment: ROOMD_BROWSER_VERBOSE=1 keeps
 // js-sdk's /sync request lines, ROOMD_BROWSER_CHROMIUM_LOG=1 passes Chromium's own stderr on.
 //
 // Driver commands besides window.visitor's: "ping", and "eval" ({expression}: a JS expression
@@ -30,12 +32,13 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const opts = { name: "browser", chromium: process.env.CHROMIUM || "/usr/bin/chromium", extra: [] };
+const opts = { name: "browser", chromium: process.env.CHROMIUM || "/usr/bin/chromium", extra: [], bundle: "page" };
 for (let i = 2; i < process.argv.length; i++) {
     const a = process.argv[i];
     if (a === "--name") opts.name = process.argv[++i];
     else if (a === "--chromium") opts.chromium = process.argv[++i];
     else if (a === "--extra-arg") opts.extra.push(process.argv[++i]);
+    else if (a === "--bundle") opts.bundle = process.argv[++i];
     else fail(`unknown argument ${a}`);
 }
 
@@ -52,7 +55,9 @@ function send(obj) {
     process.stdout.write(JSON.stringify(obj) + "\n");
 }
 
-const bundle = path.join(here, "dist", "page.bundle.js");
+if (!/^[a-z]+$/.test(opts.bundle)) fail(`bad bundle name ${opts.bundle}`);
+const bundleName = `${opts.bundle}.bundle.js`;
+const bundle = path.join(here, "dist", bundleName);
 if (!fs.existsSync(bundle)) fail(`${bundle} is missing: run \`bash tools/setup.sh\``);
 if (!fs.existsSync(opts.chromium)) fail(`${opts.chromium} is missing: run \`bash tools/setup.sh\` (Debian package chromium)`);
 
@@ -60,14 +65,14 @@ if (!fs.existsSync(opts.chromium)) fail(`${opts.chromium} is missing: run \`bash
 
 const html = `<!doctype html>
 <html><head><meta charset="utf-8"><title>roomd browser visitor ${opts.name}</title></head>
-<body><div id="remote"></div><script type="module" src="/page.bundle.js"></script></body></html>`;
+<body><div id="remote"></div><script type="module" src="/${bundleName}"></script></body></html>`;
 
 const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://x");
     if (url.pathname === "/") {
         res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
         res.end(html);
-    } else if (url.pathname === "/page.bundle.js") {
+    } else if (url.pathname === `/${bundleName}`) {
         res.writeHead(200, { "content-type": "text/javascript; charset=utf-8" });
         fs.createReadStream(bundle).pipe(res);
     } else if (url.pathname === "/favicon.ico") {

@@ -97,6 +97,12 @@ pub struct PeerMedia {
 
 /// The files `tools/setup.sh` puts in place; an error naming the first one missing.
 pub fn check_installed() -> anyhow::Result<()> {
+    check_installed_for("page")
+}
+
+/// As [`check_installed`], for the page `bundle` (`page`: matrix-js-sdk; `livekit`:
+/// livekit-client).
+pub fn check_installed_for(bundle: &str) -> anyhow::Result<()> {
     let dir = browser_dir();
     let chromium = chromium_path();
     let needs = [
@@ -109,12 +115,16 @@ pub fn check_installed() -> anyhow::Result<()> {
             "matrix-js-sdk (npm ci in testbed/browser)".to_owned(),
         ),
         (
+            dir.join("node_modules/livekit-client/package.json"),
+            "livekit-client (npm ci in testbed/browser)".to_owned(),
+        ),
+        (
             dir.join("node_modules/playwright-core/package.json"),
             "playwright-core (npm ci in testbed/browser)".to_owned(),
         ),
         (
-            dir.join("dist/page.bundle.js"),
-            "the page bundle (esbuild in testbed/browser)".to_owned(),
+            dir.join(format!("dist/{bundle}.bundle.js")),
+            format!("the {bundle} page bundle (esbuild in testbed/browser)"),
         ),
     ];
     for (path, what) in needs {
@@ -155,21 +165,32 @@ impl Browser {
 
     /// As [`Browser::start`], with its log kept (for [`Browser::log_tail`]) but not shown.
     pub async fn start_quiet(name: &str) -> anyhow::Result<Browser> {
-        Self::launch(name, &[], false).await
+        Self::launch(name, "page", &[], false).await
     }
 
     /// As [`Browser::start`], with more Chromium flags.
     pub async fn start_with_args(name: &str, chromium_args: &[&str]) -> anyhow::Result<Browser> {
-        Self::launch(name, chromium_args, true).await
+        Self::launch(name, "page", chromium_args, true).await
     }
 
-    async fn launch(name: &str, chromium_args: &[&str], echo: bool) -> anyhow::Result<Browser> {
-        check_installed()?;
+    /// A browser whose page runs `bundle` (`testbed/browser/dist/{bundle}.bundle.js`) instead
+    /// of the matrix-js-sdk visitor; [`crate::livekit::LiveKitPage`] uses `livekit`.
+    pub async fn start_bundle(name: &str, bundle: &str, echo: bool) -> anyhow::Result<Browser> {
+        Self::launch(name, bundle, &[], echo).await
+    }
+
+    async fn launch(
+        name: &str,
+        bundle: &str,
+        chromium_args: &[&str],
+        echo: bool,
+    ) -> anyhow::Result<Browser> {
+        check_installed_for(bundle)?;
         let dir = browser_dir();
         let mut command = Command::new("node");
         command
             .arg(dir.join("driver.mjs"))
-            .args(["--name", name, "--chromium"])
+            .args(["--name", name, "--bundle", bundle, "--chromium"])
             .arg(chromium_path())
             .args(chromium_args.iter().flat_map(|a| ["--extra-arg", a]))
             .current_dir(&dir)

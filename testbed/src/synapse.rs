@@ -34,6 +34,21 @@ impl Synapse {
     /// Like [`Synapse::start`], with `extra` appended to homeserver.yaml (top-level keys, such
     /// as `turn_uris`).
     pub fn start_with(extra: &str) -> anyhow::Result<Synapse> {
+        Synapse::start_configured(|_port| extra.to_owned())
+    }
+
+    /// A homeserver that advertises `livekit_service_url` (a token service, such as
+    /// `roomd_test_sfu::TokenService::url`) as its MatrixRTC transport, both ways Synapse
+    /// 1.163 can: `GET /_matrix/client/unstable/org.matrix.msc4143/rtc/transports` (its
+    /// `matrix_rtc.transports` config with `msc4143_enabled`; what Element Call 0.26 reads) and
+    /// `.well-known/matrix/client` `org.matrix.msc4143.rtc_foci` (what older clients and
+    /// matrix-sdk's `Client::rtc_foci` read; served once `public_baseurl` is set).
+    pub fn start_with_rtc_transport(livekit_service_url: &str) -> anyhow::Result<Synapse> {
+        Synapse::start_configured(|port| rtc_transport_yaml(port, livekit_service_url))
+    }
+
+    /// Like [`Synapse::start_with`], with the extra configuration made from the port.
+    pub fn start_configured(extra: impl FnOnce(u16) -> String) -> anyhow::Result<Synapse> {
         let python = paths::testenv().join("synapse/bin/python");
         if !python.exists() {
             bail!(
@@ -48,7 +63,7 @@ impl Synapse {
         let port = free_port()?;
         let config = dir.path().join("homeserver.yaml");
         let mut yaml = homeserver_yaml(dir.path(), port);
-        yaml.push_str(extra);
+        yaml.push_str(&extra(port));
         std::fs::write(&config, yaml)?;
         let status = Command::new(&python)
             .args(["-m", "synapse.app.homeserver", "-c"])
@@ -291,6 +306,23 @@ fn http_get_status(port: u16, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
+/// The `matrix_rtc` transport and the well-known `rtc_foci`, both naming one LiveKit service.
+fn rtc_transport_yaml(port: u16, livekit_service_url: &str) -> String {
+    let url = serde_json::to_string(livekit_service_url).expect("a string serialises");
+    format!(
+        r#"public_baseurl: "http://127.0.0.1:{port}/"
+matrix_rtc:
+  transports:
+    - type: livekit
+      livekit_service_url: {url}
+extra_well_known_client_content:
+  org.matrix.msc4143.rtc_foci:
+    - type: livekit
+      livekit_service_url: {url}
+"#
+    )
+}
+
 fn homeserver_yaml(dir: &Path, port: u16) -> String {
     let d = dir.display();
     let relaxed = "{per_second: 10000, burst_count: 100000}";
@@ -304,7 +336,9 @@ listeners:
     tls: false
     x_forwarded: false
     resources:
-      - names: [client]
+      # openid: the federation API's /openid/userinfo alone, which a LiveKit token service
+      # (lk-jwt-service, or roomd_test_sfu::TokenService) checks OpenID tokens with.
+      - names: [client, openid]
         compress: false
 database:
   name: sqlite3
