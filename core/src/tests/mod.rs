@@ -4,6 +4,7 @@
 mod calls;
 mod hostile;
 mod ice;
+mod media_engine;
 mod panel;
 mod peer_calls;
 mod session;

@@ -156,5 +156,9 @@ fn watchdog_pings_while_sync_reports_and_stops_when_it_wedges() {
     // It resumes once the sync reports again.
     let mut out = h.feed(Input::Synced(Ok(())));
     out.extend(h.advance(timeout));
-    assert_eq!(count(&out, is_ping), 2, "at once, then half a timeout later");
+    assert_eq!(
+        count(&out, is_ping),
+        2,
+        "at once, then half a timeout later"
+    );
 }
