@@ -723,6 +723,10 @@ fn new_peers_get_the_ice_servers_and_connect_even_when_those_never_answer() {
     });
     bench.connect("alice", true);
     let first = webrtcbin(&bench, 1);
+    let nice = first
+        .property::<gst_webrtc::WebRTCICE>("ice-agent")
+        .property::<gst::glib::Object>("agent");
+    assert!(!nice.property::<bool>("upnp"), "libnice's UPnP is off");
     assert_eq!(
         first.property::<Option<String>>("stun-server").as_deref(),
         Some("stun://127.0.0.1:9"),
