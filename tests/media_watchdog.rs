@@ -4,9 +4,6 @@
 //! status says the engine is not answering, and the watchdog pings stop, so systemd would
 //! restart roomd.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use roomd_testbed::{Roomd, RoomdConfig, Synapse};
@@ -18,21 +15,9 @@ const PASSWORD: &str = "room-password";
 const WEDGE_AFTER_MS: &str = "20000";
 const NOT_ANSWERING: &str = "STATUS=in service; the media engine is not answering";
 
-/// `{"command":"status"}` straight on the control socket: the status and how long the daemon
-/// took to answer (no `roomd ctl` process start in the measurement).
-fn ask_status(socket: &Path) -> (Value, Duration) {
-    let started = Instant::now();
-    let mut stream = UnixStream::connect(socket).expect("the control socket accepts");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.write_all(b"{\"command\":\"status\"}\n").unwrap();
-    let mut reply = String::new();
-    BufReader::new(stream).read_line(&mut reply).unwrap();
-    let took = started.elapsed();
-    let reply: Value = serde_json::from_str(&reply).expect("a JSON reply");
-    assert_eq!(reply["ok"], true, "{reply}");
-    (reply["status"].clone(), took)
+/// The status, and how long roomd took to answer it.
+fn ask_status(roomd: &Roomd) -> (Value, Duration) {
+    roomd.status_timed().expect("the control socket answers")
 }
 
 fn pings(roomd: &Roomd) -> usize {
@@ -63,7 +48,6 @@ fn a_wedged_media_engine_is_reported_and_stops_the_watchdog() {
         ],
     )
     .unwrap();
-    let socket = dir.path().join("control.sock");
     assert!(
         roomd.wait_for_notification("STATUS=in service", Duration::from_secs(60)),
         "not in service:\n{}",
@@ -74,7 +58,7 @@ fn a_wedged_media_engine_is_reported_and_stops_the_watchdog() {
     // WatchdogSec=2s).
     let healthy = Instant::now();
     loop {
-        let (status, _) = ask_status(&socket);
+        let (status, _) = ask_status(&roomd);
         if status["media"]["report_age_ms"]
             .as_u64()
             .is_some_and(|ms| ms < 2000)
@@ -103,7 +87,7 @@ fn a_wedged_media_engine_is_reported_and_stops_the_watchdog() {
     // about ten seconds on, the status says the engine is not answering.
     let mut answers = Vec::new();
     let declared = loop {
-        let (status, took) = ask_status(&socket);
+        let (status, took) = ask_status(&roomd);
         answers.push(took);
         if status["media"]["not_answering_s"].is_u64() {
             break status;
@@ -151,7 +135,7 @@ fn a_wedged_media_engine_is_reported_and_stops_the_watchdog() {
     );
     let since = Instant::now();
     while since.elapsed() < Duration::from_secs(4) {
-        let (_, took) = ask_status(&socket);
+        let (_, took) = ask_status(&roomd);
         assert!(took < Duration::from_millis(100), "a status took {took:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
