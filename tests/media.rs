@@ -685,7 +685,6 @@ fn a_peer_leaving_does_not_disturb_the_others() {
     assert_eq!(bench.count("x264enc"), 1);
 }
 
-/// The webrtcbin of the `n`th peer the running call made.
 /// An ICE server as the core hands it over: `uri` with TURN's (username, password).
 fn ice_server(uri: &str, credentials: Option<(&str, &str)>) -> IceServer {
     IceServer {
@@ -694,6 +693,7 @@ fn ice_server(uri: &str, credentials: Option<(&str, &str)>) -> IceServer {
     }
 }
 
+/// The webrtcbin of the `n`th peer the engine made, in the running call.
 fn webrtcbin(bench: &Bench, n: u64) -> gst::Element {
     use gst::prelude::GstBinExt;
     bench

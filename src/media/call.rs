@@ -56,7 +56,6 @@ pub struct Call {
     leaving: Vec<(Peer, Instant)>,
     /// Where GStreamer's threads tell the engine that an answer or a detach is done.
     post: Post,
-    serial: u64,
     stop_bus: Arc<AtomicBool>,
     bus_thread: Option<JoinHandle<()>>,
 }
@@ -138,7 +137,6 @@ impl Call {
             peers: BTreeMap::new(),
             leaving: Vec::new(),
             post,
-            serial: 0,
             stop_bus,
             bus_thread: Some(bus_thread),
         })
@@ -163,14 +161,16 @@ impl Call {
 
     /// Starts a peer. An offer is made with our media already flowing into it; an answer must be
     /// made first (see `Peer::answer`), so its media is linked in at [`Call::on_answered`].
+    /// `serial`: new for every peer the engine makes, so that word about a peer of an earlier
+    /// call can never be taken for one of this call's.
     pub fn add_peer(
         &mut self,
         id: PeerId,
+        serial: u64,
         remote_offer: Option<&str>,
         stream_id: &str,
     ) -> anyhow::Result<()> {
-        self.serial += 1;
-        let (serial, post) = (self.serial, self.post.clone());
+        let post = self.post.clone();
         let on_answered = Box::new(move || post.answered(serial));
         let peer = Peer::start(
             &self.ctx,

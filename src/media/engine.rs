@@ -24,6 +24,8 @@ pub struct Engine {
     post: Post,
     hooks: TestHooks,
     call: Option<Call>,
+    /// The last peer serial handed out (peers' bins are `peer-<serial>`).
+    serials: u64,
     /// The running call's pipeline, for inspection from other threads (tests).
     shown_pipeline: std::sync::Arc<std::sync::Mutex<Option<gst::Pipeline>>>,
     mic_muted: bool,
@@ -54,6 +56,7 @@ impl Engine {
             post: parts.post,
             hooks: parts.hooks,
             call: None,
+            serials: 0,
             shown_pipeline: parts.shown_pipeline,
             mic_muted: false,
             camera_off: false,
@@ -216,7 +219,13 @@ impl Engine {
             }
         }
         let call = self.call.as_mut().expect("started above");
-        if let Err(e) = call.add_peer(peer.clone(), remote_offer.as_deref(), stream_id) {
+        self.serials += 1;
+        if let Err(e) = call.add_peer(
+            peer.clone(),
+            self.serials,
+            remote_offer.as_deref(),
+            stream_id,
+        ) {
             self.refuse(&format!("add {peer}"), Some(&peer), format!("{e:#}"));
             if self.call.as_ref().is_some_and(|c| c.peer_count() == 0) {
                 self.set_call(None);
