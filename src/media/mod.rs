@@ -22,4 +22,3 @@ pub use call::MediaSettings;
 pub use devices::{Devices, VideoFormat};
 pub use events::{EventReceiver, EventSender, event_channels};
 pub use hooks::TestHooks;
-pub use peer::EventSink;

@@ -172,6 +172,11 @@ fn watchdog_pings_while_the_media_engine_answers_and_stops_when_it_wedges() {
         "{}",
         status.render()
     );
+    assert_eq!(
+        status.panel.leds[&Led::Status],
+        Pattern::Error,
+        "the status LED calls for the admin"
+    );
 
     // It answers again at 100 s: STATUS is back at once, pings from the next check (120 s),
     // reports every second again.
@@ -199,7 +204,9 @@ fn watchdog_pings_while_the_media_engine_answers_and_stops_when_it_wedges() {
         times(&seen, is_report_request),
         secs(&(101..=125).collect::<Vec<_>>())
     );
-    assert_eq!(h.core.status(h.now).media.unwrap().not_answering_s, None);
+    let status = h.core.status(h.now);
+    assert_eq!(status.media.unwrap().not_answering_s, None);
+    assert_ne!(status.panel.leds[&Led::Status], Pattern::Error);
 }
 
 #[test]
