@@ -1,5 +1,7 @@
-//! The one loop: results from the I/O tasks, control requests, signals and the core's timers go
-//! into the core; the core's commands come out and are started as tasks. It decides nothing.
+//! The one loop: results from the I/O tasks, control requests, signals, the media engine's
+//! events and the core's timers go into the core; the core's commands come out and are started
+//! as tasks or queued for the media engine, which runs on its own thread. It decides nothing,
+//! and waits on nothing but its inputs: never on GStreamer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +19,12 @@ use crate::controls::socket::{self, ControlSocket};
 use crate::controls::volume::Volume;
 use crate::livekit::LiveKit;
 use crate::matrix::{self, Credential, Outbox};
-use crate::media::EventSink;
-use crate::media::{Devices, MediaEngine, MediaSettings, VideoFormat};
+use crate::media::{
+    Devices, EventSender, MediaEngine, MediaSettings, TestHooks, VideoFormat, event_channels,
+};
 use crate::systemd;
 use roomd_core::ice::IceSettings;
 use roomd_core::media::{MediaCommand, MediaEvent};
-use roomd_core::status::MediaStatus;
 use roomd_core::{
     Core, CtlReply, CtlRequest, FailureKind, Identity, Input, MatrixCommand, MatrixFailure, Now,
     Output, PanelSettings, RoomSettings, Settings, WakeupGuard,
@@ -105,24 +107,25 @@ fn media_settings(config: &Config) -> MediaSettings {
     }
 }
 
-/// Starts the media engine off the loop: probing the encoder takes a moment.
-fn start_media(
-    config: &Arc<Config>,
-    done: &mpsc::Sender<Done>,
-    events: mpsc::UnboundedSender<MediaEvent>,
-) {
+/// How long a stopping daemon gives the media engine to tear its call down.
+const MEDIA_STOP_LIMIT: Duration = Duration::from_secs(3);
+
+/// Starts the media engine off the loop: initialising GStreamer and probing the encoder take a
+/// moment.
+fn start_media(config: &Arc<Config>, done: &mpsc::Sender<Done>, events: EventSender) {
     let (config, done) = (config.clone(), done.clone());
     tokio::task::spawn_blocking(move || {
-        let sink: EventSink = Arc::new(move |e| {
-            let _ = events.send(e);
-        });
-        let engine = MediaEngine::new(
-            Devices::from_config(&config),
-            media_settings(&config),
-            &config.video.encoder,
-            sink,
-        )
-        .map_err(|e| format!("{e:#}"));
+        let engine = TestHooks::from_env()
+            .and_then(|hooks| {
+                MediaEngine::start(
+                    Devices::from_config(&config),
+                    media_settings(&config),
+                    &config.video.encoder,
+                    events,
+                    hooks,
+                )
+            })
+            .map_err(|e| format!("{e:#}"));
         if let Err(e) = &engine {
             log::error!("media unavailable: {e}; `roomd media-check` says more");
         }
@@ -155,7 +158,7 @@ pub async fn run(
     let start_volume =
         Volume::remembered(&config.matrix.state_dir).unwrap_or(config.speaker.volume_percent);
 
-    let (media_tx, mut media_events) = mpsc::unbounded_channel::<MediaEvent>();
+    let (media_tx, mut media_events) = event_channels();
     start_media(&config, &done_tx, media_tx);
     let mut media: Result<MediaEngine, String> = Err("starting".to_owned());
 
@@ -177,21 +180,7 @@ pub async fn run(
                 Output::Notify(n) => systemd::notify(&n),
                 Output::Led { led, on } => panel.set_led(led, on),
                 Output::SetVolume(percent) => volume.set(percent),
-                Output::Reply { id, mut reply } => {
-                    if let Some(status) = &mut reply.status {
-                        status.media = Some(match &media {
-                            Ok(engine) => engine.status(),
-                            Err(why) => MediaStatus {
-                                encoder: None,
-                                unavailable: Some(why.clone()),
-                                mic_muted: false,
-                                camera_off: false,
-                                video_encoders: 0,
-                                peers: Vec::new(),
-                                ice_servers: Vec::new(),
-                            },
-                        });
-                    }
+                Output::Reply { id, reply } => {
                     if let Some(to) = replies.remove(&id) {
                         let _ = to.send(reply);
                     }
@@ -201,6 +190,10 @@ pub async fn run(
                     if let Some(outbox) = outbox.take() {
                         outbox.drain().await;
                     }
+                    if let Ok(engine) = std::mem::replace(&mut media, Err("stopped".to_owned())) {
+                        let _ = tokio::task::spawn_blocking(move || engine.stop(MEDIA_STOP_LIMIT))
+                            .await;
+                    }
                     log::info!("stopped");
                     return Ok(());
                 }
@@ -208,8 +201,13 @@ pub async fn run(
                     if let MediaCommand::SetIceServers { .. } = command {
                         ice_servers = Some(command.clone());
                     }
-                    match &mut media {
-                        Ok(engine) => engine.handle(command),
+                    match &media {
+                        Ok(engine) => {
+                            if let Err(why) = engine.send(command.clone()) {
+                                log::warn!("media command not queued: {why}");
+                                refuse_media(command, &why.to_string(), &mut core);
+                            }
+                        }
                         Err(why) => refuse_media(command, why, &mut core),
                     }
                 }
@@ -231,18 +229,29 @@ pub async fn run(
             .map(Instant::from_std);
         tokio::select! {
             Some(edge) = button_edges.recv() => core.handle(now(), Input::Button(edge)),
-            Some(event) = media_events.recv() => core.handle(now(), Input::Media(event)),
+            Some(event) = media_events.events.recv() => core.handle(now(), Input::Media(event)),
+            Ok(()) = media_events.reports.changed() => {
+                let report = media_events.reports.borrow_and_update().clone();
+                if let Some(report) = report {
+                    core.handle(now(), Input::Media(report.into_event()));
+                }
+            }
             Some(input) = livekit_inputs.recv() => core.handle(now(), input),
             Some(finished) = done.recv() => match finished {
                 Done::MediaReady(engine) => {
                     media = *engine;
-                    if let Err(why) = &media {
-                        let reason = why.clone();
-                        core.handle(now(), Input::Media(MediaEvent::Unavailable { reason }));
+                    let event = match &media {
+                        Ok(engine) => MediaEvent::Started {
+                            encoder: engine.encoder().element.clone(),
+                        },
+                        Err(why) => MediaEvent::Unavailable { reason: why.clone() },
+                    };
+                    if let (Ok(engine), Some(command)) = (&media, &ice_servers)
+                        && let Err(why) = engine.send(command.clone())
+                    {
+                        log::warn!("media: the ICE servers were not queued: {why}");
                     }
-                    if let (Ok(engine), Some(command)) = (&mut media, &ice_servers) {
-                        engine.handle(command.clone());
-                    }
+                    core.handle(now(), Input::Media(event));
                 }
                 Done::LoggedIn(result) => {
                     let result = result.map(|c| {

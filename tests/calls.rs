@@ -4,7 +4,7 @@
 //! what it decodes from the browser. Every m.call.* event the browser received from roomd is
 //! checked against the Matrix spec's schemas.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use roomd_testbed::browser::Browser;
 use roomd_testbed::meeting::{Meeting, check_spec, from_roomd};
@@ -210,6 +210,103 @@ async fn two_visitors_and_roomd_all_exchange_media_on_one_encoder() {
     let status = meeting.status();
     assert_eq!(status["media"]["video_encoders"], 1, "{status}");
     assert!(check_spec(&zed, &room_user).await >= 2);
+}
+
+/// How long roomd's webrtcbin for alice holds each of its descriptions in the slow-peer test.
+const ALICE_HELD: Duration = Duration::from_secs(25);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_peer_connection_holds_up_neither_the_other_visitor_nor_the_status() {
+    let _serial = SERIAL.lock().await;
+    // A test hook makes roomd's webrtcbin for alice hold every description for 25 s, on its
+    // own thread. Alice sorts first and calls roomd, whose answer is held; roomd calls zed.
+    let hold = format!("{},@alice:localhost/", ALICE_HELD.as_millis());
+    let meeting = Meeting::start_with_env(
+        ROOMD.as_ref(),
+        &["alice", "zed"],
+        |_| {},
+        &[("ROOMD_TEST_SLOW_PEER", &hold)],
+    )
+    .await;
+    let room_user = meeting.config.user_id();
+    let alice = meeting.visitor("alice").await;
+    let zed = meeting.visitor("zed").await;
+    let log_from = meeting.log().len();
+    alice
+        .enter_group_call(meeting.room_id.as_str(), true)
+        .await
+        .unwrap();
+    meeting.wait_in_call(Duration::from_secs(10));
+    let held_since = tokio::task::block_in_place(|| {
+        meeting.logged_at(
+            log_from,
+            "test hook: holding @alice:localhost/",
+            Duration::from_secs(20),
+        )
+    })
+    .unwrap_or_else(|| panic!("roomd's answer to alice is not held:\n{}", meeting.log()));
+
+    // Zed comes in and gets roomd's picture while alice's connection is still held.
+    zed.join_existing_group_call(meeting.room_id.as_str(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    meeting.wait_until_seen_by(&zed).await;
+    let zed_sees_roomd = SystemTime::now();
+    let alice_feeds = alice.remote_feeds().await.unwrap();
+    println!(
+        "zed sees roomd {:?} into alice's hold",
+        zed_sees_roomd
+            .duration_since(held_since)
+            .unwrap_or_default()
+    );
+    assert!(
+        zed_sees_roomd < held_since + ALICE_HELD,
+        "zed only got roomd after alice's hold"
+    );
+    assert!(
+        !alice_feeds
+            .iter()
+            .any(|f| f.user_id == room_user && f.video_tracks > 0),
+        "alice already has roomd, so nothing was held: {alice_feeds:?}"
+    );
+
+    // The control socket answers at once meanwhile, from an engine that still reports.
+    let (status, slowest) = tokio::task::block_in_place(|| {
+        let mut slowest = Duration::ZERO;
+        let mut status = Value::Null;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            let (s, took) = meeting.roomd.status_timed().unwrap();
+            (status, slowest) = (s, slowest.max(took));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (status, slowest)
+    });
+    println!("status answered within {slowest:?} while alice was held");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "a status took {slowest:?}"
+    );
+    assert!(
+        status["media"]["report_age_ms"].as_u64() < Some(2000)
+            && status["media"]["not_answering_s"].is_null(),
+        "{status}"
+    );
+
+    // After the hold alice gets roomd too, and roomd decodes both visitors.
+    alice
+        .wait_for_feeds(ALICE_HELD + Duration::from_secs(20), |f| {
+            f.iter()
+                .any(|f| f.user_id == room_user && f.video_tracks > 0)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nroomd:\n{}", meeting.log()));
+    let received = tokio::task::block_in_place(|| meeting.roomd_receives(Duration::from_secs(3)));
+    println!("roomd decodes: {received:?}");
+    assert_eq!(received.len(), 2, "{received:?}");
+    for (peer, fps, _) in &received {
+        assert!(*fps >= 10.0, "roomd decodes {peer} at {fps} fps");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,15 +2,18 @@
 //! (testbed's WebrtcPeer) that sends H.264 + Opus and measures what it decodes from roomd.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roomd::config::NoiseSuppression;
-use roomd::media::{Devices, MediaEngine, MediaSettings, VideoFormat};
+use roomd::media::{
+    Devices, EventReceiver, MediaEngine, MediaSettings, TestHooks, VideoFormat, event_channels,
+};
 use roomd_core::Secret;
 use roomd_core::ice_uri::{IceServer, IceUri};
-use roomd_core::media::{Candidate, ConnectionState, MediaCommand, MediaEvent, PeerId, SdpKind};
+use roomd_core::media::{
+    Candidate, ConnectionState, EngineReport, MediaCommand, MediaEvent, PeerId, PeerStats, SdpKind,
+};
 use roomd_testbed::webrtc_peer::{Signal, WebrtcPeer};
 
 fn settings(format: VideoFormat) -> MediaSettings {
@@ -45,45 +48,87 @@ const SMALL: VideoFormat = VideoFormat {
 /// a two-core machine would measure the machine, not roomd.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// The engine, its event stream, and remote peers connected through in-process signalling.
+/// The engine (on its own thread, as in the daemon), its event stream, and remote peers
+/// connected through in-process signalling.
 struct Bench {
     _turn: std::sync::MutexGuard<'static, ()>,
-    engine: MediaEngine,
-    events: Receiver<MediaEvent>,
+    engine: Option<MediaEngine>,
+    events: EventReceiver,
     remotes: HashMap<PeerId, WebrtcPeer>,
     /// Every event seen, for assertions after the fact.
     seen: Arc<Mutex<Vec<(Instant, MediaEvent)>>>,
+    /// The last report request sent.
+    requests: u64,
 }
 
 impl Bench {
     fn new(devices: Devices, format: VideoFormat) -> Bench {
+        Bench::with_hooks(devices, format, TestHooks::default())
+    }
+
+    fn with_hooks(devices: Devices, format: VideoFormat, hooks: TestHooks) -> Bench {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let (tx, events) = channel();
-        let tx = Mutex::new(tx);
-        let engine = MediaEngine::new(
-            devices,
-            settings(format),
-            "auto",
-            Arc::new(move |e| {
-                let _ = tx.lock().unwrap().send(e);
-            }),
-        )
-        .expect("the engine starts");
+        let (sender, events) = event_channels();
+        let engine = MediaEngine::start(devices, settings(format), "auto", sender, hooks)
+            .expect("the engine starts");
         Bench {
             _turn: turn,
-            engine,
+            engine: Some(engine),
             events,
             remotes: HashMap::new(),
             seen: Arc::default(),
+            requests: 0,
         }
     }
 
-    /// Adds a remote; roomd offers (`roomd_offers`) or answers the remote's offer.
-    fn connect(&mut self, name: &str, roomd_offers: bool) {
+    fn send(&self, command: MediaCommand) {
+        self.engine
+            .as_ref()
+            .expect("running")
+            .send(command)
+            .expect("the engine takes the command");
+    }
+
+    /// Asks the engine for a report and waits (up to 5 s, carrying signalling) for it.
+    fn report(&mut self) -> EngineReport {
+        self.requests += 1;
+        let request = self.requests;
+        self.send(MediaCommand::Report { request });
+        let mut report = None;
+        let answered = self.pump_until_with(Duration::from_secs(5), |bench| {
+            if let Some(MediaEvent::Report {
+                request: r,
+                report: answer,
+            }) = bench.events.take_report()
+                && r >= request
+            {
+                report = Some(*answer);
+            }
+            report.is_some()
+        });
+        assert!(
+            answered,
+            "the engine did not answer report request {request}"
+        );
+        report.expect("answered")
+    }
+
+    fn stats(&mut self) -> Vec<PeerStats> {
+        self.report().peers
+    }
+
+    /// The running call's pipeline.
+    fn pipeline(&self) -> Option<gst::Pipeline> {
+        self.engine.as_ref().expect("running").pipeline()
+    }
+
+    /// Adds a remote without waiting for it to connect; roomd offers (`roomd_offers`) or
+    /// answers the remote's offer.
+    fn add(&mut self, name: &str, roomd_offers: bool) {
         let peer = PeerId(name.to_owned());
         let remote = WebrtcPeer::new(name, 30).unwrap();
         if roomd_offers {
-            self.engine.handle(MediaCommand::AddPeer {
+            self.send(MediaCommand::AddPeer {
                 peer: peer.clone(),
                 remote_offer: None,
                 stream_id: format!("stream-{name}"),
@@ -101,20 +146,36 @@ impl Bench {
                 }
             };
             // Candidates gathered before the offer was taken are pumped later.
-            self.engine.handle(MediaCommand::AddPeer {
+            self.send(MediaCommand::AddPeer {
                 peer: peer.clone(),
                 remote_offer: Some(offer),
                 stream_id: format!("stream-{name}"),
             });
         }
-        self.remotes.insert(peer.clone(), remote);
-        let connected = self.pump_until(Duration::from_secs(20), |seen| {
-            seen.iter().any(|(_, e)| {
-                matches!(e, MediaEvent::ConnectionState { peer: p, state: ConnectionState::Connected } if *p == peer)
+        self.remotes.insert(peer, remote);
+    }
+
+    /// When `name` connected, waiting up to `limit` for it.
+    fn connected_at(&mut self, name: &str, limit: Duration) -> Option<Instant> {
+        let peer = PeerId(name.to_owned());
+        let connected = |seen: &[(Instant, MediaEvent)]| {
+            seen.iter().find_map(|(t, e)| match e {
+                MediaEvent::ConnectionState {
+                    peer: p,
+                    state: ConnectionState::Connected,
+                } if *p == peer => Some(*t),
+                _ => None,
             })
-        });
+        };
+        self.pump_until(limit, |seen| connected(seen).is_some());
+        connected(&self.seen.lock().unwrap())
+    }
+
+    /// Adds a remote and waits until it is connected.
+    fn connect(&mut self, name: &str, roomd_offers: bool) {
+        self.add(name, roomd_offers);
         assert!(
-            connected,
+            self.connected_at(name, Duration::from_secs(20)).is_some(),
             "{name} never connected: {:#?}",
             self.seen.lock().unwrap()
         );
@@ -126,43 +187,48 @@ impl Bench {
         limit: Duration,
         done: impl Fn(&[(Instant, MediaEvent)]) -> bool,
     ) -> bool {
+        self.pump_until_with(limit, |bench| done(&bench.seen.lock().unwrap()))
+    }
+
+    fn pump_until_with(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&mut Bench) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            while let Ok(event) = self.events.try_recv() {
+            while let Ok(event) = self.events.events.try_recv() {
                 self.deliver(&event);
                 self.seen.lock().unwrap().push((Instant::now(), event));
             }
             for (peer, remote) in &self.remotes {
                 while let Ok(signal) = remote.signals.try_recv() {
-                    match signal {
-                        Signal::Description { offer, sdp } => {
-                            self.engine.handle(MediaCommand::RemoteDescription {
-                                peer: peer.clone(),
-                                kind: if offer {
-                                    SdpKind::Offer
-                                } else {
-                                    SdpKind::Answer
-                                },
-                                sdp,
-                            })
-                        }
-                        Signal::Candidate { mline, candidate } => {
-                            self.engine.handle(MediaCommand::RemoteCandidate {
-                                peer: peer.clone(),
-                                candidate: Candidate {
-                                    candidate,
-                                    sdp_m_line_index: mline,
-                                    sdp_mid: None,
-                                },
-                            })
-                        }
-                    }
+                    let command = match signal {
+                        Signal::Description { offer, sdp } => MediaCommand::RemoteDescription {
+                            peer: peer.clone(),
+                            kind: if offer {
+                                SdpKind::Offer
+                            } else {
+                                SdpKind::Answer
+                            },
+                            sdp,
+                        },
+                        Signal::Candidate { mline, candidate } => MediaCommand::RemoteCandidate {
+                            peer: peer.clone(),
+                            candidate: Candidate {
+                                candidate,
+                                sdp_m_line_index: mline,
+                                sdp_mid: None,
+                            },
+                        },
+                    };
+                    self.send(command);
                 }
             }
-            if done(&self.seen.lock().unwrap()) {
+            if done(self) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
         false
     }
@@ -192,9 +258,8 @@ impl Bench {
         self.pump_until(d, |_| false);
     }
 
-    fn received_frames(&self, peer: &str) -> u64 {
-        self.engine
-            .stats()
+    fn received_frames(&mut self, peer: &str) -> u64 {
+        self.stats()
             .into_iter()
             .find(|s| s.peer == peer)
             .map_or(0, |s| s.video_frames_received)
@@ -202,11 +267,20 @@ impl Bench {
 
     /// The number of elements in the call's pipeline made by `factory`.
     fn count(&self, factory: &str) -> usize {
-        let pipeline = self.engine.pipeline().expect("a call is running");
-        gst::prelude::GstBinExtManual::iterate_all_by_element_factory_name(pipeline, factory)
+        let pipeline = self.pipeline().expect("a call is running");
+        gst::prelude::GstBinExtManual::iterate_all_by_element_factory_name(&pipeline, factory)
             .into_iter()
             .flatten()
             .count()
+    }
+}
+
+impl Drop for Bench {
+    /// The engine's call is torn down before the next test takes its turn.
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            engine.stop(Duration::from_secs(10));
+        }
     }
 }
 
@@ -241,7 +315,7 @@ fn one_peer_at_720p30_both_ways() {
         received >= 270,
         "roomd decoded {received} of 300 frames from the remote"
     );
-    let stats = bench.engine.stats();
+    let stats = bench.stats();
     assert!(stats[0].audio_buffers_received > 400, "{stats:?}");
     assert!(
         stats[0].bytes_sent > 100_000 && stats[0].bytes_received > 100_000,
@@ -298,7 +372,7 @@ fn mute_silences_the_far_end_within_100_ms() {
     );
 
     let muted_at = Instant::now();
-    bench.engine.handle(MediaCommand::SetMicMuted(true));
+    bench.send(MediaCommand::SetMicMuted(true));
     bench.run(Duration::from_millis(1000));
     let silent_from = bench.remotes[&peer]
         .audio_levels
@@ -324,7 +398,7 @@ fn mute_silences_the_far_end_within_100_ms() {
     assert!(level < -60.0, "stays silent: {level:.1} dBFS");
 
     let unmuted_at = Instant::now();
-    bench.engine.handle(MediaCommand::SetMicMuted(false));
+    bench.send(MediaCommand::SetMicMuted(false));
     bench.run(Duration::from_millis(1000));
     let level = bench.remotes[&peer]
         .level_since(unmuted_at + Duration::from_millis(300))
@@ -397,15 +471,10 @@ fn twenty_calls_leave_nothing_behind() {
         bench.connect(&name, i.is_multiple_of(2));
         bench.run(Duration::from_millis(300));
         let peer = PeerId(name);
-        bench
-            .engine
-            .handle(MediaCommand::RemovePeer { peer: peer.clone() });
+        bench.send(MediaCommand::RemovePeer { peer: peer.clone() });
         bench.remotes.remove(&peer);
         bench.run(Duration::from_millis(200));
-        assert!(
-            bench.engine.pipeline().is_none(),
-            "the call's pipeline is gone"
-        );
+        assert!(bench.pipeline().is_none(), "the call's pipeline is gone");
     };
     // Warm up: GStreamer's registry, thread pools and allocators settle in the first calls.
     for i in 0..3 {
@@ -427,31 +496,33 @@ fn twenty_calls_leave_nothing_behind() {
 
 #[test]
 fn an_unreadable_offer_is_refused_not_fatal() {
-    let (tx, events) = channel();
-    let tx = Mutex::new(tx);
-    let mut engine = MediaEngine::new(
-        Devices::simulated(),
-        settings(SMALL),
-        "auto",
-        Arc::new(move |e| {
-            let _ = tx.lock().unwrap().send(e);
-        }),
-    )
-    .unwrap();
+    let mut bench = Bench::new(Devices::simulated(), SMALL);
+    let mut refusals = 0;
+    let mut refused = |bench: &mut Bench| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(event) = bench.events.events.try_recv() {
+                assert!(matches!(event, MediaEvent::Refused { .. }), "{event:?}");
+                refusals += 1;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("nothing was refused");
+    };
     for offer in [
         "garbage",
         "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n",
     ] {
-        engine.handle(MediaCommand::AddPeer {
+        bench.send(MediaCommand::AddPeer {
             peer: PeerId("x".to_owned()),
             remote_offer: Some(offer.to_owned()),
             stream_id: "stream-x".to_owned(),
         });
-        let event = events.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert!(matches!(event, MediaEvent::Refused { .. }), "{event:?}");
+        refused(&mut bench);
     }
-    assert!(engine.pipeline().is_none());
-    engine.handle(MediaCommand::RemoteCandidate {
+    assert!(bench.pipeline().is_none());
+    bench.send(MediaCommand::RemoteCandidate {
         peer: PeerId("nobody".to_owned()),
         candidate: Candidate {
             candidate: "x".to_owned(),
@@ -459,10 +530,12 @@ fn an_unreadable_offer_is_refused_not_fatal() {
             sdp_mid: None,
         },
     });
-    assert!(matches!(
-        events.recv_timeout(Duration::from_secs(5)).unwrap(),
-        MediaEvent::Refused { .. }
-    ));
+    refused(&mut bench);
+    assert_eq!(refusals, 3);
+    assert!(
+        bench.report().peers.is_empty(),
+        "and the engine still answers"
+    );
 }
 
 #[test]
@@ -470,7 +543,7 @@ fn camera_off_sends_a_picture_and_is_confirmed() {
     let mut bench = Bench::new(Devices::simulated(), SD);
     bench.connect("remote", true);
     bench.run(Duration::from_secs(1));
-    bench.engine.handle(MediaCommand::SetCameraOff(true));
+    bench.send(MediaCommand::SetCameraOff(true));
     let confirmed = bench.pump_until(Duration::from_secs(2), |seen| {
         seen.iter().any(|(_, e)| *e == MediaEvent::CameraOff(true))
     });
@@ -480,7 +553,7 @@ fn camera_off_sends_a_picture_and_is_confirmed() {
         sent >= 50,
         "the slate keeps the picture alive: {sent} frames in 2 s"
     );
-    bench.engine.handle(MediaCommand::SetCameraOff(false));
+    bench.send(MediaCommand::SetCameraOff(false));
     assert!(bench.pump_until(Duration::from_secs(2), |seen| {
         seen.iter().any(|(_, e)| *e == MediaEvent::CameraOff(false))
     }));
@@ -528,12 +601,7 @@ fn remote_pictures_are_tiled_on_the_display() {
         frames >= 20,
         "the display keeps showing pictures: {frames} in 2 s"
     );
-    let compositor = bench
-        .engine
-        .pipeline()
-        .unwrap()
-        .by_name("compositor")
-        .unwrap();
+    let compositor = bench.pipeline().unwrap().by_name("compositor").unwrap();
     let mut tiles: Vec<(i32, i32, i32)> = compositor
         .sink_pads()
         .iter()
@@ -560,7 +628,7 @@ fn a_storm_of_keyframe_requests_makes_few_keyframes() {
     let mut bench = Bench::new(Devices::simulated(), SD);
     bench.connect("remote", true);
     bench.run(Duration::from_secs(1));
-    let pipeline = bench.engine.pipeline().unwrap().clone();
+    let pipeline = bench.pipeline().unwrap();
     let keyframes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     {
         let keyframes = keyframes.clone();
@@ -602,7 +670,7 @@ fn a_peer_leaving_does_not_disturb_the_others() {
     }
     bench.run(Duration::from_secs(1));
     let leaving = PeerId("b".to_owned());
-    bench.engine.handle(MediaCommand::RemovePeer {
+    bench.send(MediaCommand::RemovePeer {
         peer: leaving.clone(),
     });
     bench.remotes.remove(&leaving);
@@ -617,7 +685,6 @@ fn a_peer_leaving_does_not_disturb_the_others() {
     assert_eq!(bench.count("x264enc"), 1);
 }
 
-/// The webrtcbin of the `n`th peer the running call made.
 /// An ICE server as the core hands it over: `uri` with TURN's (username, password).
 fn ice_server(uri: &str, credentials: Option<(&str, &str)>) -> IceServer {
     IceServer {
@@ -626,10 +693,10 @@ fn ice_server(uri: &str, credentials: Option<(&str, &str)>) -> IceServer {
     }
 }
 
+/// The webrtcbin of the `n`th peer the engine made, in the running call.
 fn webrtcbin(bench: &Bench, n: u64) -> gst::Element {
     use gst::prelude::GstBinExt;
     bench
-        .engine
         .pipeline()
         .expect("a call is running")
         .by_name(&format!("webrtc-{n}"))
@@ -643,7 +710,7 @@ fn new_peers_get_the_ice_servers_and_connect_even_when_those_never_answer() {
     // Nothing listens on 127.0.0.1:9 and :10. There is no STUN or TURN server on this machine
     // (and no network): this proves the servers reach webrtcbin and that ones that never answer
     // do not stop a connection that host candidates can make, not that relaying works.
-    bench.engine.handle(MediaCommand::SetIceServers {
+    bench.send(MediaCommand::SetIceServers {
         servers: vec![
             ice_server("stun:127.0.0.1:9", None),
             ice_server("stun:127.0.0.1:10", None),
@@ -656,6 +723,10 @@ fn new_peers_get_the_ice_servers_and_connect_even_when_those_never_answer() {
     });
     bench.connect("alice", true);
     let first = webrtcbin(&bench, 1);
+    let nice = first
+        .property::<gst_webrtc::WebRTCICE>("ice-agent")
+        .property::<gst::glib::Object>("agent");
+    assert!(!nice.property::<bool>("upnp"), "libnice's UPnP is off");
     assert_eq!(
         first.property::<Option<String>>("stun-server").as_deref(),
         Some("stun://127.0.0.1:9"),
@@ -670,7 +741,7 @@ fn new_peers_get_the_ice_servers_and_connect_even_when_those_never_answer() {
         turn.starts_with("turn://") && turn.ends_with("@127.0.0.1:9?transport=udp"),
         "{turn}"
     );
-    let shown = bench.engine.status().ice_servers;
+    let shown = bench.report().ice_servers;
     assert_eq!(
         shown,
         vec![
@@ -682,7 +753,7 @@ fn new_peers_get_the_ice_servers_and_connect_even_when_those_never_answer() {
     );
 
     // New servers: the connected peer keeps what it has, the next one gets the new set.
-    bench.engine.handle(MediaCommand::SetIceServers {
+    bench.send(MediaCommand::SetIceServers {
         servers: Vec::new(),
     });
     bench.connect("bob", false);
@@ -695,7 +766,7 @@ fn new_peers_get_the_ice_servers_and_connect_even_when_those_never_answer() {
     );
     let (sent, received) = frames_over(&mut bench, "alice", Duration::from_secs(2));
     assert!(sent > 0 && received > 0, "{sent} / {received} frames");
-    assert!(bench.engine.status().ice_servers.is_empty());
+    assert!(bench.report().ice_servers.is_empty());
 }
 
 /// STUN attributes of one message: (type, value).
@@ -799,7 +870,7 @@ fn turn_credentials_reach_the_turn_server_decoded() {
         &format!("turn:127.0.0.1:{port}?transport=udp"),
         Some(("1759003600:@room:localhost", "a+b/c=d%e")),
     );
-    bench.engine.handle(MediaCommand::SetIceServers {
+    bench.send(MediaCommand::SetIceServers {
         servers: vec![turn],
     });
     bench.connect("alice", true);
@@ -831,4 +902,93 @@ fn turn_credentials_reach_the_turn_server_decoded() {
         !integrity_holds(&signed.1, USER, REALM, "a%2Bb%2Fc%3Dd%25e"),
         "and not with the escaped one"
     );
+}
+
+/// How long the slow peer's webrtcbin takes over its answer.
+const SLOW: Duration = Duration::from_secs(6);
+
+#[test]
+fn a_slow_webrtcbin_holds_up_neither_the_other_peers_nor_the_engine() {
+    // Every description of "slow" is held for 6 s on its own webrtcbin's thread, where the
+    // answer's change function runs: a webrtcbin stuck on something.
+    let hooks = TestHooks {
+        slow_peer: Some(("slow".to_owned(), SLOW)),
+        ..Default::default()
+    };
+    let mut bench = Bench::with_hooks(Devices::simulated(), SD, hooks);
+    let asked = Instant::now();
+    // roomd answers both: the path that used to wait on webrtcbin's promise.
+    bench.add("slow", false);
+    bench.add("fast", false);
+
+    let fast = bench
+        .connected_at("fast", SLOW)
+        .expect("fast connects while slow's answer is held");
+    // The engine answers at once all the while.
+    let answered = |bench: &Bench| {
+        bench
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|(t, e)| match e {
+                MediaEvent::LocalDescription { peer, .. } if peer.0 == "slow" => Some(*t),
+                _ => None,
+            })
+    };
+    let mut round_trips = Vec::new();
+    while answered(&bench).is_none() && asked.elapsed() < SLOW {
+        let sent = Instant::now();
+        bench.report();
+        round_trips.push(sent.elapsed());
+        bench.run(Duration::from_millis(100));
+    }
+    let worst = round_trips.iter().max().copied().unwrap_or_default();
+    println!(
+        "fast connected after {:?}; {} reports while slow was held, the slowest in {worst:?}",
+        fast - asked,
+        round_trips.len()
+    );
+    assert!(round_trips.len() >= 5, "{round_trips:?}");
+    assert!(
+        worst < Duration::from_millis(100),
+        "a report took {worst:?}"
+    );
+
+    // Then the slow one gets its answer, and connects too.
+    let slow = bench
+        .connected_at("slow", Duration::from_secs(20))
+        .expect("slow connects in the end");
+    let slow_answer = answered(&bench).expect("slow's answer");
+    assert!(
+        slow_answer - asked >= SLOW,
+        "slow's answer came after {:?}",
+        slow_answer - asked
+    );
+    assert!(fast < slow_answer, "fast did not wait for slow");
+    println!("slow connected after {:?}", slow - asked);
+    bench.run(Duration::from_secs(1));
+    for name in ["fast", "slow"] {
+        let (sent, received) = frames_over(&mut bench, name, Duration::from_secs(2));
+        assert!(
+            sent >= 40 && received >= 40,
+            "{name}: {sent} / {received} frames in 2 s"
+        );
+    }
+}
+
+#[test]
+fn webrtc_statistics_are_collected_without_being_asked() {
+    let mut bench = Bench::new(Devices::simulated(), SMALL);
+    bench.connect("remote", true);
+    // The engine asks webrtcbin every second on its own; a report only reads what came back.
+    let collected = bench.pump_until_with(Duration::from_secs(5), |bench| {
+        bench
+            .stats()
+            .first()
+            .is_some_and(|s| s.bytes_sent > 0 && s.webrtc_stats_age_ms.is_some())
+    });
+    assert!(collected, "{:?}", bench.stats());
+    let age = bench.stats()[0].webrtc_stats_age_ms.unwrap();
+    assert!(age <= 2_000, "the figures are {age} ms old");
 }

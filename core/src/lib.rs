@@ -13,6 +13,7 @@ pub mod ice;
 pub mod ice_uri;
 pub mod leds;
 pub mod media;
+mod media_health;
 pub mod membership;
 pub mod own_call;
 pub mod panel;
@@ -281,14 +282,16 @@ pub struct Core {
     mic_muted: bool,
     /// What the media engine last confirmed the microphone is (the muted LED shows this).
     mic_confirmed_muted: bool,
-    /// Why the media engine is not available, when it is not.
-    media_unavailable: Option<String>,
+    /// Whether the media engine is up and answering, and its last report.
+    media: media_health::MediaHealth,
     panel: panel::Panel,
     ice: ice::Ice,
     rtc: rtc::Discovery,
     /// The LiveKit connections of the Element Call sessions we are in.
     sessions: rtc::Sessions,
     watchdog: Option<watchdog::Watchdog>,
+    /// The last STATUS line sent to systemd.
+    announced: String,
     outputs: Outputs,
     /// The last request ID handed out; each command that expects a result gets a new one.
     request_ids: u64,
@@ -310,7 +313,7 @@ impl Core {
             signals: VecDeque::new(),
             mic_muted: false,
             mic_confirmed_muted: false,
-            media_unavailable: None,
+            media: media_health::MediaHealth::new(),
             panel,
             ice: ice::Ice::new(settings.ice),
             rtc: rtc::Discovery::new(settings.livekit_service_url),
@@ -318,12 +321,14 @@ impl Core {
             watchdog: settings
                 .watchdog_timeout
                 .map(|t| watchdog::Watchdog::new(now.mono, t)),
+            announced: String::new(),
             outputs,
             request_ids: 0,
             shutting_down: None,
             exited: false,
         };
         core.session.start(now.mono, &mut core.outputs);
+        core.announce();
         core.show_panel(now);
         core
     }
@@ -446,9 +451,14 @@ impl Core {
                 self.calls.set_ours(Some(muted), None, out);
                 sessions.set_mic_muted(muted, out);
             }
+            E::Started { encoder } => {
+                log::info!("media engine up (video encoder {encoder})");
+                self.media.on_started(now.mono, encoder);
+            }
+            E::Report { request, report } => self.media.on_report(now.mono, request, *report),
             E::Unavailable { reason } => {
                 log::error!("media unavailable: {reason}");
-                self.media_unavailable = Some(reason);
+                self.media.on_unavailable(reason);
             }
             E::CameraOff(off) => self.calls.set_ours(None, Some(off), out),
             E::CameraUnavailable { reason } => log::warn!("media: camera unavailable: {reason}"),
@@ -576,14 +586,29 @@ impl Core {
         if in_service {
             self.handle_signals(now);
         }
+        self.media.step(now.mono, &mut self.outputs);
         if let Some(w) = &mut self.watchdog {
-            let stalled = self
-                .session
-                .stalled(now.mono)
-                .then_some("the Matrix sync loop");
+            let stalled = if self.session.stalled(now.mono) {
+                Some("the Matrix sync loop")
+            } else if self.media.not_answering() {
+                Some("the media engine")
+            } else {
+                None
+            };
             w.on_tick(now.mono, stalled, &mut self.outputs);
         }
+        self.announce();
         self.show_panel(now);
+    }
+
+    /// Tells systemd's STATUS what the device is doing, when that has changed.
+    fn announce(&mut self) {
+        let line = self.describe();
+        if self.session.take_announcement() || line != self.announced {
+            self.outputs
+                .push_back(Output::Notify(Notify::Status(line.clone())));
+            self.announced = line;
+        }
     }
 
     /// Carries out what a button press asks for.
@@ -643,7 +668,9 @@ impl Core {
         let view = panel::View {
             stopping: self.shutting_down.is_some(),
             in_service: self.session.in_service(),
-            error: self.session.login_refused() || self.media_unavailable.is_some(),
+            error: self.session.login_refused()
+                || self.media.unavailable()
+                || self.media.not_answering(),
             in_call: self.rooms.in_call() || self.calls.direct_call_on(),
             call_waiting: self.rooms.call_waiting(now),
             mic_muted: self.mic_confirmed_muted,
@@ -687,7 +714,7 @@ impl Core {
 
     pub fn status(&self, now: Now) -> Status {
         Status {
-            service: self.session.describe(),
+            service: self.describe(),
             user_id: self.identity.user_id.to_string(),
             device_id: self.identity.device_id.to_string(),
             rooms: self.rooms.status(now),
@@ -708,7 +735,7 @@ impl Core {
             ice: self.ice.status(now.mono),
             livekit: self.rtc.describe(),
             livekit_connections: self.sessions.describe(),
-            media: None,
+            media: Some(self.media.status(now.mono)),
         }
     }
 
@@ -733,6 +760,7 @@ impl Core {
         }
         let watchdog = self.watchdog.as_ref().map(|w| w.next_wakeup());
         [
+            self.media.next_wakeup(),
             self.panel.next_wakeup(),
             self.session.next_wakeup(),
             watchdog,
@@ -756,9 +784,15 @@ impl Core {
         self.session.in_service()
     }
 
-    /// What the device is doing, in a few words.
+    /// What the device is doing, in a few words (systemd's STATUS, the first line of `roomd ctl
+    /// status`).
     pub fn describe(&self) -> String {
-        self.session.describe()
+        let session = self.session.describe();
+        if self.media.not_answering() {
+            format!("{session}; the media engine is not answering")
+        } else {
+            session
+        }
     }
 }
 

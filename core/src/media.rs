@@ -75,6 +75,11 @@ pub enum MediaCommand {
     SetIceServers {
         servers: Vec<IceServer>,
     },
+    /// Answer with [`MediaEvent::Report`] carrying the same `request`. Queued behind every
+    /// command before it, so the answer also says the engine has carried those out.
+    Report {
+        request: u64,
+    },
 }
 
 /// Which of a LiveKit connection's peer connections.
@@ -140,6 +145,15 @@ pub enum MediaEvent {
     /// The microphone really is silenced (or live again): a buffer has passed since.
     MicMuted(bool),
     CameraOff(bool),
+    /// The engine is up, with this H.264 encoder; it answers [`MediaCommand::Report`] from now on.
+    Started {
+        encoder: String,
+    },
+    /// The answer to [`MediaCommand::Report`]: what the engine is doing and its statistics.
+    Report {
+        request: u64,
+        report: Box<EngineReport>,
+    },
     /// The engine could not start (no usable encoder, a broken pipeline): no call can be set up.
     Unavailable {
         reason: String,
@@ -162,6 +176,20 @@ pub enum MediaEvent {
     },
 }
 
+/// What the media engine says of itself when asked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineReport {
+    /// The H.264 encoder in use.
+    pub encoder: String,
+    pub mic_muted: bool,
+    pub camera_off: bool,
+    /// Video encoders running: one per call, however many peers (encode once).
+    pub video_encoders: u32,
+    pub peers: Vec<PeerStats>,
+    /// The ICE servers the engine gives new peer connections, without credentials.
+    pub ice_servers: Vec<String>,
+}
+
 /// Per-peer counters, as webrtcbin and the engine's own probes report them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PeerStats {
@@ -174,4 +202,8 @@ pub struct PeerStats {
     pub audio_buffers_received: u64,
     pub packets_lost: i64,
     pub round_trip_time_s: Option<f64>,
+    /// How old the byte, loss and round-trip figures are (webrtcbin's own statistics, collected
+    /// every second); none before the first collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webrtc_stats_age_ms: Option<u64>,
 }

@@ -35,6 +35,8 @@ pub struct Session {
     fresh_login: bool,
     /// The next sync must fetch the whole state (the first of this run or after a login).
     full_state: bool,
+    /// The description changed in a way systemd's STATUS should hear (see `take_announcement`).
+    announce: bool,
 }
 
 impl Session {
@@ -49,6 +51,7 @@ impl Session {
             refused: false,
             fresh_login: false,
             full_state: true,
+            announce: false,
         }
     }
 
@@ -107,7 +110,7 @@ impl Session {
         out.push_back(Output::Matrix(MatrixCommand::LogIn {
             fresh: self.fresh_login,
         }));
-        self.status(out);
+        self.status();
     }
 
     fn sync(&mut self, now: Instant, out: &mut Outputs) {
@@ -132,7 +135,7 @@ impl Session {
                 self.full_state = true;
                 log::info!("logged in; starting to sync");
                 self.sync(now, out);
-                self.status(out);
+                self.status();
             }
             Err(failure) => {
                 let wait = self.login_backoff.fail();
@@ -141,7 +144,7 @@ impl Session {
                     failure.message,
                     wait.as_secs()
                 );
-                self.wait(now, wait, failure, true, out);
+                self.wait(now, wait, failure, true);
             }
         }
     }
@@ -160,10 +163,10 @@ impl Session {
                 if !self.first_sync_done {
                     self.first_sync_done = true;
                     log::info!("first sync done; in service");
-                    self.status(out);
+                    self.status();
                 } else if recovered {
                     log::info!("sync recovered");
-                    self.status(out);
+                    self.status();
                 }
                 self.sync(now, out);
             }
@@ -174,7 +177,7 @@ impl Session {
                     failure.message
                 );
                 let wait = self.login_backoff.fail();
-                self.wait(now, wait, failure, true, out);
+                self.wait(now, wait, failure, true);
             }
             Err(failure) => {
                 let wait = self.sync_backoff.fail();
@@ -183,19 +186,12 @@ impl Session {
                     failure.message,
                     wait.as_secs()
                 );
-                self.wait(now, wait, failure, false, out);
+                self.wait(now, wait, failure, false);
             }
         }
     }
 
-    fn wait(
-        &mut self,
-        now: Instant,
-        wait: Duration,
-        failure: MatrixFailure,
-        login: bool,
-        out: &mut Outputs,
-    ) {
+    fn wait(&mut self, now: Instant, wait: Duration, failure: MatrixFailure, login: bool) {
         let until = now + wait;
         self.phase = if login {
             Phase::WaitingToLogIn { until }
@@ -205,7 +201,7 @@ impl Session {
         self.report_due = None;
         self.refused = failure.kind == FailureKind::Unauthorized;
         self.last_failure = Some(failure.message);
-        self.status(out);
+        self.status();
     }
 
     pub fn next_wakeup(&self) -> Option<Instant> {
@@ -223,8 +219,14 @@ impl Session {
         }
     }
 
-    fn status(&self, out: &mut Outputs) {
-        out.push_back(Output::Notify(Notify::Status(self.describe())));
+    /// STATUS is sent by the core, which adds what else is wrong (see `Core::describe`).
+    fn status(&mut self) {
+        self.announce = true;
+    }
+
+    /// Whether the session has something new to announce since the last call.
+    pub fn take_announcement(&mut self) -> bool {
+        std::mem::take(&mut self.announce)
     }
 }
 

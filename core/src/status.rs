@@ -33,7 +33,7 @@ pub struct Status {
     /// The LiveKit connections of the sessions we are in, a line each.
     #[serde(default)]
     pub livekit_connections: Vec<String>,
-    /// The media engine's side, filled in by the daemon from the engine itself.
+    /// The media engine's side: its last report, and whether it still answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<MediaStatus>,
 }
@@ -101,6 +101,13 @@ pub struct MediaStatus {
     /// The ICE servers the engine gives new peer connections, without credentials.
     #[serde(default)]
     pub ice_servers: Vec<String>,
+    /// How old the figures above are: when the engine last reported, in ms (none before its
+    /// first report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_age_ms: Option<u64>,
+    /// Set when the engine is not answering: for how long (s) a request has gone unanswered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_answering_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,10 +169,17 @@ impl Status {
             self.user_id, self.device_id, self.service
         );
         if let Some(m) = &self.media {
-            match (&m.encoder, &m.unavailable) {
-                (_, Some(why)) => out.push_str(&format!("media: unavailable: {why}\n")),
-                (encoder, None) => out.push_str(&format!(
-                    "media: {}{}{}\n",
+            let age = match m.report_age_ms {
+                Some(ms) => format!("figures {:.1} s old", ms as f64 / 1000.0),
+                None => "no figures yet".to_owned(),
+            };
+            match (&m.encoder, &m.unavailable, m.not_answering_s) {
+                (_, Some(why), _) => out.push_str(&format!("media: unavailable: {why}\n")),
+                (_, None, Some(silent)) => {
+                    out.push_str(&format!("media: NOT ANSWERING for {silent} s ({age})\n"))
+                }
+                (encoder, None, None) => out.push_str(&format!(
+                    "media: {}{}{} ({age})\n",
                     encoder.as_deref().unwrap_or("no encoder"),
                     if m.mic_muted {
                         ", microphone muted"

@@ -3,7 +3,7 @@
 //! It exists while the call has peers, so nothing (camera light, threads, memory) outlives it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use super::devices::{Devices, VideoFormat};
 use super::elements::{add_linked, caps_filter, make};
 use super::encoder;
 use super::ice::IceServers;
+use super::mailbox::Post;
 use super::peer::{EventSink, Peer, PeerContext};
 use crate::config::NoiseSuppression;
 use roomd_core::media::{MediaEvent, PeerId, PeerStats};
@@ -35,6 +36,8 @@ pub struct MediaSettings {
 /// make its own keyframe).
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 const DISPLAY_SIZE: (u32, u32) = (1280, 720);
+/// How long a removed peer's branches may take to go idle before it is removed anyway.
+const DETACH_LIMIT: Duration = Duration::from_secs(2);
 
 pub struct Call {
     pipeline: gst::Pipeline,
@@ -49,7 +52,10 @@ pub struct Call {
     camera_off: bool,
     ctx: PeerContext,
     peers: BTreeMap<PeerId, Peer>,
-    serial: u64,
+    /// Removed peers whose branches are being cut off the tees, and since when.
+    leaving: Vec<(Peer, Instant)>,
+    /// Where GStreamer's threads tell the engine that an answer or a detach is done.
+    post: Post,
     stop_bus: Arc<AtomicBool>,
     bus_thread: Option<JoinHandle<()>>,
 }
@@ -74,11 +80,14 @@ fn dsp_audio() -> gst::Caps {
 }
 
 impl Call {
+    /// `slow_peer`: test only, see `TestHooks::slow_peer`.
     pub fn start(
         devices: &Devices,
         settings: &MediaSettings,
         encoder_element: &str,
         events: EventSink,
+        post: Post,
+        slow_peer: Option<(String, Duration)>,
     ) -> anyhow::Result<Call> {
         let pipeline = gst::Pipeline::builder().name("call").build();
         // Playout first: the echo probe must exist before the DSP's sink pad activates.
@@ -111,6 +120,7 @@ impl Call {
             jitter_latency_ms: settings.jitter_latency_ms,
             extra_local_addresses: settings.extra_local_addresses.clone(),
             ice: IceServers::default(),
+            slow_peer,
         };
         Ok(Call {
             pipeline,
@@ -125,7 +135,8 @@ impl Call {
             camera_off: false,
             ctx,
             peers: BTreeMap::new(),
-            serial: 0,
+            leaving: Vec::new(),
+            post,
             stop_bus,
             bus_thread: Some(bus_thread),
         })
@@ -144,19 +155,53 @@ impl Call {
         self.peers.get(peer)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
     }
 
+    /// Starts a peer. An offer is made with our media already flowing into it; an answer must be
+    /// made first (see `Peer::answer`), so its media is linked in at [`Call::on_answered`].
+    /// `serial`: new for every peer the engine makes, so that word about a peer of an earlier
+    /// call can never be taken for one of this call's.
     pub fn add_peer(
         &mut self,
         id: PeerId,
+        serial: u64,
         remote_offer: Option<&str>,
         stream_id: &str,
     ) -> anyhow::Result<()> {
-        self.serial += 1;
-        let peer = Peer::start(&self.ctx, id.clone(), self.serial, remote_offer, stream_id)?;
-        // Branch the encoded streams into the new peer without disturbing the others.
+        let post = self.post.clone();
+        let on_answered = Box::new(move || post.answered(serial));
+        let peer = Peer::start(
+            &self.ctx,
+            id.clone(),
+            serial,
+            remote_offer,
+            stream_id,
+            on_answered,
+        )?;
+        if remote_offer.is_none()
+            && let Err(e) = self.link_media(&peer)
+        {
+            self.finish_removal(peer);
+            return Err(e);
+        }
+        self.peers.insert(id, peer);
+        self.relayout();
+        Ok(())
+    }
+
+    /// The answer of peer `serial` is set: branches our encoded streams into it. An error names
+    /// the peer, which cannot go on.
+    pub fn on_answered(&mut self, serial: u64) -> Result<(), (PeerId, anyhow::Error)> {
+        let Some(peer) = self.peers.values().find(|p| p.serial == serial) else {
+            return Ok(()); // removed meanwhile
+        };
+        self.link_media(peer).map_err(|e| (peer.id.clone(), e))
+    }
+
+    /// Branches the encoded streams into `peer` without disturbing the others.
+    fn link_media(&self, peer: &Peer) -> anyhow::Result<()> {
         for (tee, input) in [
             (&self.audio_tee, &peer.audio_in),
             (&self.video_tee, &peer.video_in),
@@ -166,22 +211,61 @@ impl Call {
                 .ok_or_else(|| anyhow!("the tee gave no pad"))?;
             src.link(input)?;
         }
-        self.relayout();
-        self.peers.insert(id, peer);
         Ok(())
     }
 
+    /// Cuts the peer off the tees once no buffer or event is passing (idle probes, which report
+    /// to the engine's thread: see [`Call::on_detached`]), without waiting for that here.
     pub fn remove_peer(&mut self, id: &PeerId) -> bool {
         let Some(peer) = self.peers.remove(id) else {
             return false;
         };
-        // Cut the peer off the tees only when no buffer or event is passing, then stop it,
-        // then free its pads on the shared mixer and compositor.
-        for input in [&peer.audio_in, &peer.video_in] {
-            if let Some(src) = input.peer() {
-                detach_when_idle(&src, input);
-            }
+        let linked: Vec<(gst::Pad, gst::Pad)> = [&peer.audio_in, &peer.video_in]
+            .into_iter()
+            .filter_map(|input| input.peer().map(|src| (src, input.clone())))
+            .collect();
+        if linked.is_empty() {
+            self.finish_removal(peer);
+            return true;
         }
+        let left = Arc::new(AtomicUsize::new(linked.len()));
+        let serial = peer.serial;
+        self.leaving.push((peer, Instant::now()));
+        for (src, sink) in linked {
+            detach_when_idle(&src, sink, left.clone(), self.post.clone(), serial);
+        }
+        true
+    }
+
+    /// Peer `serial`'s branches are off the tees: stops it and frees its pads.
+    pub fn on_detached(&mut self, serial: u64) {
+        if let Some(i) = self.leaving.iter().position(|(p, _)| p.serial == serial) {
+            let (peer, _) = self.leaving.remove(i);
+            self.finish_removal(peer);
+        }
+    }
+
+    /// Every second or so: removes peers whose branches never went idle, and asks every peer's
+    /// webrtcbin for its statistics.
+    pub fn tick(&mut self, now: Instant) {
+        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leaving)
+            .into_iter()
+            .partition(|(_, since)| now.saturating_duration_since(*since) >= DETACH_LIMIT);
+        self.leaving = waiting;
+        for (peer, _) in late {
+            log::warn!(
+                "media: {}'s branch did not go idle; removing it anyway",
+                peer.id
+            );
+            self.finish_removal(peer);
+        }
+        for peer in self.peers.values() {
+            peer.collect_stats();
+        }
+    }
+
+    /// Stops a peer's bin, then frees its pads on the shared mixer and compositor.
+    fn finish_removal(&mut self, peer: Peer) {
         let _ = peer.bin.set_state(gst::State::Null);
         for (owner, pad) in peer.outputs.lock().unwrap().drain(..) {
             if let Some(src) = pad.peer() {
@@ -191,7 +275,6 @@ impl Call {
         }
         let _ = self.pipeline.remove(&peer.bin);
         self.relayout();
-        true
     }
 
     fn relayout(&self) {
@@ -227,8 +310,8 @@ impl Call {
         );
     }
 
-    pub fn stats(&self) -> Vec<PeerStats> {
-        self.peers.values().map(Peer::stats).collect()
+    pub fn stats(&self, now: Instant) -> Vec<PeerStats> {
+        self.peers.values().map(|p| p.stats(now)).collect()
     }
 
     pub fn pipeline(&self) -> &gst::Pipeline {
@@ -239,6 +322,15 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        // Each peer's callbacks hold the pipeline (through their context), and the pipeline
+        // holds the peer: out of the pipeline, both can be freed.
+        for peer in self
+            .peers
+            .values()
+            .chain(self.leaving.iter().map(|(p, _)| p))
+        {
+            let _ = self.pipeline.remove(&peer.bin);
+        }
         self.stop_bus.store(true, Ordering::SeqCst);
         if let Some(t) = self.bus_thread.take() {
             let _ = t.join();
@@ -247,24 +339,28 @@ impl Drop for Call {
 }
 
 /// Unlinks a tee's request pad from `sink` and releases it, from an idle probe so nothing is in
-/// flight through it; waits (briefly) until that has happened.
-fn detach_when_idle(src: &gst::Pad, sink: &gst::Pad) {
-    let (done, wait) = std::sync::mpsc::channel();
-    let sink = sink.clone();
-    let done = Mutex::new(Some(done));
+/// flight through it; the last of a peer's branches to go tells the engine's thread.
+fn detach_when_idle(
+    src: &gst::Pad,
+    sink: gst::Pad,
+    left: Arc<AtomicUsize>,
+    post: Post,
+    serial: u64,
+) {
+    let once = AtomicBool::new(false);
     src.add_probe(gst::PadProbeType::IDLE, move |pad, _| {
+        if once.swap(true, Ordering::SeqCst) {
+            return gst::PadProbeReturn::Remove;
+        }
         let _ = pad.unlink(&sink);
         if let Some(tee) = pad.parent_element() {
             tee.release_request_pad(pad);
         }
-        if let Some(done) = done.lock().unwrap().take() {
-            let _ = done.send(());
+        if left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            post.detached(serial);
         }
         gst::PadProbeReturn::Remove
     });
-    if wait.recv_timeout(Duration::from_secs(2)).is_err() {
-        log::warn!("media: a peer's branch did not go idle; removing it anyway");
-    }
 }
 
 /// A one-shot probe: `event` once the next buffer has left `element`.

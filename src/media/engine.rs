@@ -1,78 +1,89 @@
-//! The media engine: carries out the core's media commands and reports what happens. A call's
-//! pipeline is built when its first peer arrives and torn down when its last one leaves.
+//! What the media engine's thread owns: the call's pipeline and its peers. Carries out the
+//! core's media commands and reports what happens; nothing here waits on webrtcbin (its answers
+//! come back through promise change functions). A call's pipeline is built when its first peer
+//! arrives and torn down when its last one leaves.
 
-use anyhow::Context;
+use std::time::Instant;
 
 use super::call::{Call, MediaSettings};
 use super::devices::Devices;
 use super::encoder;
+use super::events::EventSender;
+use super::hooks::TestHooks;
 use super::ice::IceServers;
+use super::mailbox::Post;
 use super::peer::EventSink;
-use roomd_core::media::{MediaCommand, MediaEvent, PeerId, PeerStats};
-use roomd_core::status::MediaStatus;
+use roomd_core::media::{EngineReport, MediaCommand, MediaEvent, PeerId};
 
-pub struct MediaEngine {
+pub struct Engine {
     devices: Devices,
     settings: MediaSettings,
     encoder: encoder::Choice,
     events: EventSink,
+    reports: EventSender,
+    post: Post,
+    hooks: TestHooks,
     call: Option<Call>,
+    /// The last peer serial handed out (peers' bins are `peer-<serial>`).
+    serials: u64,
+    /// The running call's pipeline, for inspection from other threads (tests).
+    shown_pipeline: std::sync::Arc<std::sync::Mutex<Option<gst::Pipeline>>>,
     mic_muted: bool,
     camera_off: bool,
     /// What every new peer gets; those already up keep theirs.
     ice: IceServers,
 }
 
-impl MediaEngine {
-    /// Initialises GStreamer and probes the encoder (`configured`: "auto" or an element name).
-    pub fn new(
-        devices: Devices,
-        settings: MediaSettings,
-        configured_encoder: &str,
-        events: EventSink,
-    ) -> anyhow::Result<MediaEngine> {
-        gst::init().context("initialising GStreamer")?;
-        let encoder = encoder::probe(configured_encoder, settings.format, settings.bitrate_kbps)?;
-        for r in &encoder.refused {
-            log::info!("encoder {} refused: {}", r.element, r.reason);
-        }
-        log::info!("video encoder: {}", encoder.element);
-        Ok(MediaEngine {
-            devices,
-            settings,
-            encoder,
-            events,
+pub struct EngineParts {
+    pub devices: Devices,
+    pub settings: MediaSettings,
+    pub encoder: encoder::Choice,
+    pub reports: EventSender,
+    pub post: Post,
+    pub hooks: TestHooks,
+    pub shown_pipeline: std::sync::Arc<std::sync::Mutex<Option<gst::Pipeline>>>,
+}
+
+impl Engine {
+    pub fn new(parts: EngineParts) -> Engine {
+        let reports = parts.reports.clone();
+        Engine {
+            devices: parts.devices,
+            settings: parts.settings,
+            encoder: parts.encoder,
+            events: std::sync::Arc::new(move |e| reports.send(e)),
+            reports: parts.reports,
+            post: parts.post,
+            hooks: parts.hooks,
             call: None,
+            serials: 0,
+            shown_pipeline: parts.shown_pipeline,
             mic_muted: false,
             camera_off: false,
             ice: IceServers::default(),
-        })
-    }
-
-    pub fn encoder(&self) -> &encoder::Choice {
-        &self.encoder
-    }
-
-    /// The running call's pipeline, for inspection.
-    pub fn pipeline(&self) -> Option<&gst::Pipeline> {
-        self.call.as_ref().map(Call::pipeline)
-    }
-
-    /// The engine's part of `roomd ctl status`.
-    pub fn status(&self) -> MediaStatus {
-        MediaStatus {
-            encoder: Some(self.encoder.element.clone()),
-            unavailable: None,
-            mic_muted: self.mic_muted,
-            camera_off: self.camera_off,
-            video_encoders: self.pipeline().map_or(0, count_video_encoders),
-            peers: self.stats(),
-            ice_servers: self.ice.without_credentials(),
         }
     }
 
-    pub fn stats(&self) -> Vec<PeerStats> {
-        self.call.as_ref().map(Call::stats).unwrap_or_default()
+    fn set_call(&mut self, call: Option<Call>) {
+        *self.shown_pipeline.lock().unwrap() = call.as_ref().map(|c| c.pipeline().clone());
+        // The old call (if any) is dropped here: its pipeline goes to NULL.
+        self.call = call;
+    }
+
+    /// What the engine says of itself: settings, live counters, the last webrtcbin statistics.
+    fn report(&self) -> EngineReport {
+        let now = Instant::now();
+        EngineReport {
+            encoder: self.encoder.element.clone(),
+            mic_muted: self.mic_muted,
+            camera_off: self.camera_off,
+            video_encoders: self
+                .call
+                .as_ref()
+                .map_or(0, |c| count_video_encoders(c.pipeline())),
+            peers: self.call.as_ref().map(|c| c.stats(now)).unwrap_or_default(),
+            ice_servers: self.ice.without_credentials(),
+        }
     }
 
     fn refuse(&self, command: &str, peer: Option<&PeerId>, reason: impl std::fmt::Display) {
@@ -82,6 +93,31 @@ impl MediaEngine {
             peer: peer.cloned(),
             reason: reason.to_string(),
         });
+    }
+
+    /// Every second or so: asks the peers for statistics, gives up on stuck removals.
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(call) = &mut self.call {
+            call.tick(now);
+        }
+    }
+
+    /// Peer `serial`'s answer is set: its media goes in.
+    pub fn on_answered(&mut self, serial: u64) {
+        let Some(call) = &mut self.call else { return };
+        if let Err((peer, e)) = call.on_answered(serial) {
+            self.refuse(
+                &format!("send media to {peer}"),
+                Some(&peer),
+                format!("{e:#}"),
+            );
+        }
+    }
+
+    pub fn on_detached(&mut self, serial: u64) {
+        if let Some(call) = &mut self.call {
+            call.on_detached(serial);
+        }
     }
 
     pub fn handle(&mut self, command: MediaCommand) {
@@ -112,16 +148,7 @@ impl MediaEngine {
                 Some(&peer),
                 "no LiveKit media path yet",
             ),
-            MediaCommand::RemovePeer { peer } => {
-                let removed = self.call.as_mut().is_some_and(|c| c.remove_peer(&peer));
-                if !removed {
-                    log::debug!("media: no peer {peer} to remove");
-                }
-                if self.call.as_ref().is_some_and(Call::is_empty) {
-                    log::info!("media: last peer gone; stopping the call's pipeline");
-                    self.call = None;
-                }
-            }
+            MediaCommand::RemovePeer { peer } => self.remove_peer(&peer),
             MediaCommand::SetMicMuted(muted) => {
                 self.mic_muted = muted;
                 match &self.call {
@@ -143,11 +170,25 @@ impl MediaEngine {
                     None => (self.events)(MediaEvent::CameraOff(off)),
                 }
             }
+            MediaCommand::Report { request } => self.reports.report(request, self.report()),
         }
     }
 
     fn peer(&self, peer: &PeerId) -> Option<&super::peer::Peer> {
         self.call.as_ref().and_then(|c| c.peer(peer))
+    }
+
+    fn remove_peer(&mut self, peer: &PeerId) {
+        let Some(call) = &mut self.call else {
+            log::debug!("media: no peer {peer} to remove");
+            return;
+        };
+        if call.has_peer(peer) && call.peer_count() == 1 {
+            log::info!("media: last peer gone; stopping the call's pipeline");
+            self.set_call(None);
+        } else if !call.remove_peer(peer) {
+            log::debug!("media: no peer {peer} to remove");
+        }
     }
 
     fn add_peer(&mut self, peer: PeerId, remote_offer: Option<String>, stream_id: &str) {
@@ -160,6 +201,8 @@ impl MediaEngine {
                 &self.settings,
                 &self.encoder.element,
                 self.events.clone(),
+                self.post.clone(),
+                self.hooks.slow_peer.clone(),
             ) {
                 Ok(mut call) => {
                     call.set_ice_servers(self.ice.clone());
@@ -169,7 +212,7 @@ impl MediaEngine {
                     if self.camera_off {
                         call.set_camera_off(true);
                     }
-                    self.call = Some(call);
+                    self.set_call(Some(call));
                 }
                 Err(e) => {
                     return self.refuse(
@@ -181,10 +224,16 @@ impl MediaEngine {
             }
         }
         let call = self.call.as_mut().expect("started above");
-        if let Err(e) = call.add_peer(peer.clone(), remote_offer.as_deref(), stream_id) {
+        self.serials += 1;
+        if let Err(e) = call.add_peer(
+            peer.clone(),
+            self.serials,
+            remote_offer.as_deref(),
+            stream_id,
+        ) {
             self.refuse(&format!("add {peer}"), Some(&peer), format!("{e:#}"));
-            if self.call.as_ref().is_some_and(Call::is_empty) {
-                self.call = None;
+            if self.call.as_ref().is_some_and(|c| c.peer_count() == 0) {
+                self.set_call(None);
             }
         }
     }

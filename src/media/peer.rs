@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use gst::prelude::*;
@@ -14,8 +15,11 @@ use roomd_core::media::{
     Candidate, ConnectionState, MediaEvent, MediaKind, PeerId, PeerStats, SdpKind,
 };
 
-/// Where media events go; called from GStreamer's threads.
+/// Where media events go; called from GStreamer's threads and the engine's.
 pub type EventSink = Arc<dyn Fn(MediaEvent) + Send + Sync>;
+
+/// Called once a peer's answer is made and set: its media may be linked in now.
+pub type OnAnswered = Box<dyn FnOnce() + Send>;
 
 /// What every peer shares with the call.
 #[derive(Clone)]
@@ -31,6 +35,8 @@ pub struct PeerContext {
     pub extra_local_addresses: Vec<String>,
     /// The STUN and TURN servers new peers get.
     pub ice: IceServers,
+    /// Test only: the peers (by ID prefix) whose local descriptions are held, and for how long.
+    pub slow_peer: Option<(String, Duration)>,
 }
 
 #[derive(Default)]
@@ -39,10 +45,54 @@ pub struct Counters {
     pub video_frames_received: AtomicU64,
     pub audio_buffers_received: AtomicU64,
     pub state: Mutex<Option<ConnectionState>>,
+    /// What webrtcbin's last `get-stats` answer said, and when it came.
+    webrtc: Mutex<Option<(WebrtcStats, Instant)>>,
+    /// A `get-stats` is in flight: one at a time, so a slow webrtcbin does not pile them up.
+    stats_asked: AtomicBool,
+}
+
+/// The figures of webrtcbin's own statistics that roomd reports.
+#[derive(Debug, Clone, Copy, Default)]
+struct WebrtcStats {
+    bytes_sent: u64,
+    bytes_received: u64,
+    packets_lost: i64,
+    round_trip_time_s: Option<f64>,
+}
+
+impl WebrtcStats {
+    fn from_reply(reply: &gst::StructureRef) -> WebrtcStats {
+        let mut s = WebrtcStats::default();
+        for (_, value) in reply.iter() {
+            let Ok(entry) = value.get::<gst::Structure>() else {
+                continue;
+            };
+            let kind = entry.get::<gst_webrtc::WebRTCStatsType>("type").ok();
+            use gst_webrtc::WebRTCStatsType as T;
+            match kind {
+                Some(T::OutboundRtp) => {
+                    s.bytes_sent += entry.get::<u64>("bytes-sent").unwrap_or(0);
+                }
+                Some(T::InboundRtp) => {
+                    s.bytes_received += entry.get::<u64>("bytes-received").unwrap_or(0);
+                    s.packets_lost += entry.get::<i64>("packets-lost").unwrap_or(0);
+                }
+                Some(T::RemoteInboundRtp) => {
+                    if let Ok(rtt) = entry.get::<f64>("round-trip-time") {
+                        s.round_trip_time_s = Some(rtt);
+                    }
+                }
+                _ => {}
+            }
+        }
+        s
+    }
 }
 
 pub struct Peer {
     pub id: PeerId,
+    /// Which of the call's peers this is (its bin is `peer-<serial>`).
+    pub serial: u64,
     pub bin: gst::Bin,
     webrtc: gst::Element,
     /// webrtcbin's ICE agent dies with the last strong reference (a 1.22 floating-ref bug).
@@ -67,16 +117,23 @@ struct Describer {
     stream_id: String,
     /// The SSRC each medium is sent with, as our descriptions announce it.
     ssrcs: Arc<Vec<(&'static str, u32)>>,
+    /// Test only: how long to hold every description before setting it (a slow webrtcbin).
+    hold: Option<Duration>,
 }
 
 impl Describer {
-    /// Sets our description (with every m-line naming our stream) and reports it.
+    /// Sets our description (with every m-line naming our stream) and reports it. Called from
+    /// the webrtcbin's own thread (a promise's change function), never the engine's.
     fn publish(
         &self,
         webrtc: &gst::Element,
         desc: &gst_webrtc::WebRTCSessionDescription,
         kind: SdpKind,
     ) {
+        if let Some(hold) = self.hold {
+            log::warn!("test hook: holding {}'s {kind:?} for {hold:?}", self.id);
+            std::thread::sleep(hold);
+        }
         let text = desc.sdp().as_text().unwrap_or_default();
         let sdp = sdp::with_msid(&text, &self.stream_id, &self.ssrcs);
         *self.mids.lock().unwrap() = sdp::mids(&sdp);
@@ -118,13 +175,14 @@ fn rtp_caps(kind: MediaKind, pt: u8) -> gst::Caps {
 
 impl Peer {
     /// Builds the peer, adds it to the call's pipeline and starts negotiating: an offer, or the
-    /// answer to `remote_offer`.
+    /// answer to `remote_offer` (made on webrtcbin's thread; `on_answered` once it is set).
     pub fn start(
         ctx: &PeerContext,
         id: PeerId,
         serial: u64,
         remote_offer: Option<&str>,
         stream_id: &str,
+        on_answered: OnAnswered,
     ) -> anyhow::Result<Peer> {
         let bin = gst::Bin::builder().name(format!("peer-{serial}")).build();
         let webrtc = gst::ElementFactory::make("webrtcbin")
@@ -190,6 +248,11 @@ impl Peer {
                 ("audio", rand::random::<u32>() | 1),
                 ("video", rand::random::<u32>() | 1),
             ]),
+            hold: ctx
+                .slow_peer
+                .as_ref()
+                .filter(|(prefix, _)| id.0.starts_with(prefix.as_str()))
+                .map(|(_, hold)| *hold),
         };
         let audio_in = Self::send_branch(
             &bin,
@@ -219,6 +282,7 @@ impl Peer {
 
         let ice_agent = webrtc.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent");
         if let Some(agent) = &ice_agent {
+            disable_upnp(agent);
             for addr in &ctx.extra_local_addresses {
                 let _ = agent.emit_by_name::<bool>("add-local-ip-address", &[addr]);
             }
@@ -240,10 +304,11 @@ impl Peer {
         bin.sync_state_with_parent()?;
 
         if let Some(offer) = remote_offer {
-            Self::answer(&webrtc, offer, &local)?;
+            Self::answer(&webrtc, offer, &local, on_answered)?;
         }
         Ok(Peer {
             id,
+            serial,
             bin,
             webrtc,
             _ice_agent: ice_agent,
@@ -392,19 +457,35 @@ impl Peer {
         Ok(())
     }
 
-    fn answer(webrtc: &gst::Element, offer: &str, local: &Describer) -> anyhow::Result<()> {
+    /// Answers `offer` on webrtcbin's thread; nothing here waits for it.
+    fn answer(
+        webrtc: &gst::Element,
+        offer: &str,
+        local: &Describer,
+        on_answered: OnAnswered,
+    ) -> anyhow::Result<()> {
         let message = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes())
             .map_err(|_| anyhow!("the offer is not valid SDP"))?;
         let offer =
             gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, message);
         webrtc.emit_by_name::<()>("set-remote-description", &[&offer, &None::<gst::Promise>]);
-        // Answered before the encoded streams are linked in: webrtcbin 1.22 matches the offer
-        // against the caps flowing in its pads, and our encoder's SPS never matches an offer.
-        let promise = gst::Promise::new();
+        // Answered before the encoded streams are linked in (`on_answered` does that): webrtcbin
+        // 1.22 matches the offer against the caps flowing in its pads, and our encoder's SPS
+        // never matches an offer.
+        let (local, w) = (local.clone(), webrtc.clone());
+        let promise =
+            gst::Promise::with_change_func(move |reply| match description_from(reply, "answer") {
+                Ok(answer) => {
+                    local.publish(&w, &answer, SdpKind::Answer);
+                    on_answered();
+                }
+                Err(e) => (local.events)(MediaEvent::Refused {
+                    command: format!("answer {}", local.id),
+                    peer: Some(local.id.clone()),
+                    reason: e.to_string(),
+                }),
+            });
         webrtc.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
-        promise.wait();
-        let answer = description_from(Ok(promise.get_reply()), "answer")?;
-        local.publish(webrtc, &answer, SdpKind::Answer);
         Ok(())
     }
 
@@ -489,8 +570,29 @@ impl Peer {
             .emit_by_name::<()>("add-ice-candidate", &[&c.sdp_m_line_index, &c.candidate]);
     }
 
-    /// Counters plus what webrtcbin's own statistics say.
-    pub fn stats(&self) -> PeerStats {
+    /// Asks webrtcbin for its statistics; the answer is kept for [`Peer::stats`]. Skipped while
+    /// the last request is unanswered.
+    pub fn collect_stats(&self) {
+        if self.counters.stats_asked.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let counters = self.counters.clone();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            // A closing webrtcbin answers with an error, not statistics.
+            if let Ok(Some(reply)) = reply
+                && !reply.has_field("error")
+            {
+                *counters.webrtc.lock().unwrap() =
+                    Some((WebrtcStats::from_reply(reply), Instant::now()));
+            }
+            counters.stats_asked.store(false, Ordering::SeqCst);
+        });
+        self.webrtc
+            .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+    }
+
+    /// The engine's counters, live, plus webrtcbin's statistics as last collected.
+    pub fn stats(&self, now: Instant) -> PeerStats {
         let mut s = PeerStats {
             peer: self.id.0.clone(),
             state: *self.counters.state.lock().unwrap(),
@@ -499,38 +601,28 @@ impl Peer {
             audio_buffers_received: self.counters.audio_buffers_received.load(Ordering::Relaxed),
             ..Default::default()
         };
-        let promise = gst::Promise::new();
-        self.webrtc
-            .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
-        if promise.wait() != gst::PromiseResult::Replied {
-            return s;
-        }
-        let Some(reply) = promise.get_reply() else {
-            return s;
-        };
-        for (_, value) in reply.iter() {
-            let Ok(entry) = value.get::<gst::Structure>() else {
-                continue;
-            };
-            let kind = entry.get::<gst_webrtc::WebRTCStatsType>("type").ok();
-            use gst_webrtc::WebRTCStatsType as T;
-            match kind {
-                Some(T::OutboundRtp) => {
-                    s.bytes_sent += entry.get::<u64>("bytes-sent").unwrap_or(0);
-                }
-                Some(T::InboundRtp) => {
-                    s.bytes_received += entry.get::<u64>("bytes-received").unwrap_or(0);
-                    s.packets_lost += entry.get::<i64>("packets-lost").unwrap_or(0);
-                }
-                Some(T::RemoteInboundRtp) => {
-                    if let Ok(rtt) = entry.get::<f64>("round-trip-time") {
-                        s.round_trip_time_s = Some(rtt);
-                    }
-                }
-                _ => {}
-            }
+        if let Some((w, at)) = *self.counters.webrtc.lock().unwrap() {
+            s.bytes_sent = w.bytes_sent;
+            s.bytes_received = w.bytes_received;
+            s.packets_lost = w.packets_lost;
+            s.round_trip_time_s = w.round_trip_time_s;
+            s.webrtc_stats_age_ms = Some(now.saturating_duration_since(at).as_millis() as u64);
         }
         s
+    }
+}
+
+/// Turns off libnice's UPnP port mapping on webrtcbin's ICE agent: roomd does not use it, and its
+/// probing once raised a GLib critical ("Address already in use", then g_hash_table_foreach).
+pub fn disable_upnp(ice: &gst_webrtc::WebRTCICE) {
+    use gst::glib;
+    if ice.find_property("agent").is_none() {
+        return;
+    }
+    if let Some(nice) = ice.property::<Option<glib::Object>>("agent")
+        && nice.find_property("upnp").is_some()
+    {
+        nice.set_property("upnp", false);
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Meeting {
     pub room_id: OwnedRoomId,
     pub config: RoomdConfig,
     pub roomd: Roomd,
+    /// roomd's environment beyond what `Roomd::spawn` sets (test hooks), kept for restarts.
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -33,6 +35,16 @@ impl Meeting {
         roomd: &Path,
         visitors: &[&str],
         adjust: impl FnOnce(&mut RoomdConfig),
+    ) -> Meeting {
+        Meeting::start_with_env(roomd, visitors, adjust, &[]).await
+    }
+
+    /// As [`Meeting::start_with`], with roomd started with `env` too (its test hooks).
+    pub async fn start_with_env(
+        roomd: &Path,
+        visitors: &[&str],
+        adjust: impl FnOnce(&mut RoomdConfig),
+        env: &[(&str, &str)],
     ) -> Meeting {
         let synapse = Synapse::start().unwrap();
         synapse.register("room", PASSWORD).await.unwrap();
@@ -49,7 +61,7 @@ impl Meeting {
         config.rooms = vec![room_id.to_string()];
         adjust(&mut config);
         let dir = tempfile::tempdir().unwrap();
-        let mut roomd = Roomd::spawn(roomd, &config, dir.path(), &["-v"], &[]).unwrap();
+        let mut roomd = Roomd::spawn(roomd, &config, dir.path(), &["-v"], env).unwrap();
         assert!(
             roomd.wait_for_notification("STATUS=in service", Duration::from_secs(60)),
             "roomd never got ready:\n{}",
@@ -61,6 +73,10 @@ impl Meeting {
             room_id,
             config,
             roomd,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _dir: dir,
         };
         meeting
@@ -90,7 +106,12 @@ impl Meeting {
         self.roomd.terminate();
         let bin = self.roomd.bin().to_owned();
         let dir = self.roomd.dir().to_owned();
-        self.roomd = Roomd::spawn(&bin, &self.config, &dir, &["-v"], &[]).unwrap();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.roomd = Roomd::spawn(&bin, &self.config, &dir, &["-v"], &env).unwrap();
         assert!(
             self.roomd
                 .wait_for_notification("STATUS=in service", Duration::from_secs(60)),
@@ -183,11 +204,14 @@ impl Meeting {
             .unwrap()
     }
 
-    /// roomd's counters of what it decoded from each peer, over `window`: (peer, video fps,
-    /// audio buffers).
+    /// roomd's counters of what it decoded from each peer, over about `window`: (peer, video
+    /// fps, audio buffers). The engine reports every second, so the rate is taken over the time
+    /// between the two reports read, not the time between reading them.
     pub fn roomd_receives(&self, window: Duration) -> Vec<(String, f64, u64)> {
-        let count = |s: &Value| -> Vec<(String, u64, u64)> {
-            s["media"]["peers"]
+        let count = |s: &Value| -> (Instant, Vec<(String, u64, u64)>) {
+            let age = Duration::from_millis(s["media"]["report_age_ms"].as_u64().unwrap_or(0));
+            let reported = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+            let peers = s["media"]["peers"]
                 .as_array()
                 .map(|ps| {
                     ps.iter()
@@ -200,11 +224,15 @@ impl Meeting {
                         })
                         .collect()
                 })
-                .unwrap_or_default()
+                .unwrap_or_default();
+            (reported, peers)
         };
-        let before = count(&self.status());
+        let (from, before) = count(&self.status());
         std::thread::sleep(window);
-        let after = count(&self.status());
+        let (to, after) = count(&self.status());
+        let span = to
+            .saturating_duration_since(from)
+            .max(Duration::from_millis(1));
         after
             .into_iter()
             .map(|(peer, v, a)| {
@@ -214,7 +242,7 @@ impl Meeting {
                     .map_or((0, 0), |b| (b.1, b.2));
                 (
                     peer,
-                    (v - v0) as f64 / window.as_secs_f64(),
+                    v.saturating_sub(v0) as f64 / span.as_secs_f64(),
                     a.saturating_sub(a0),
                 )
             })

@@ -1,9 +1,9 @@
 //! roomd as a child process, with a config on test sources, its log captured and a systemd
 //! notify socket the test can read.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixDatagram;
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -296,6 +296,23 @@ impl Roomd {
             String::from_utf8_lossy(&out.stderr)
         );
         Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// `{"command":"status"}` straight on the control socket (`dir/control.sock`, as
+    /// [`RoomdConfig::write`] puts it): the status, and how long roomd took to answer, with no
+    /// `roomd ctl` process start in the measurement.
+    pub fn status_timed(&self) -> anyhow::Result<(serde_json::Value, Duration)> {
+        let started = Instant::now();
+        let mut stream = UnixStream::connect(self.dir.join("control.sock"))
+            .context("connecting to the control socket")?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"{\"command\":\"status\"}\n")?;
+        let mut reply = String::new();
+        BufReader::new(stream).read_line(&mut reply)?;
+        let took = started.elapsed();
+        let reply: serde_json::Value = serde_json::from_str(&reply)?;
+        anyhow::ensure!(reply["ok"] == true, "status refused: {reply}");
+        Ok((reply["status"].clone(), took))
     }
 
     /// Whether the process is still running.

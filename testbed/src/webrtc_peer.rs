@@ -45,6 +45,9 @@ impl WebrtcPeer {
             .build()?;
         pipeline.add(&webrtc)?;
         let ice_agent = webrtc.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent");
+        if let Some(agent) = &ice_agent {
+            disable_upnp(agent);
+        }
         let (signal_tx, signals) = channel();
         {
             let tx = signal_tx.clone();
@@ -278,6 +281,19 @@ impl WebrtcPeer {
 impl Drop for WebrtcPeer {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Turns off libnice's UPnP port mapping, as roomd does: nothing here needs it, and its probing
+/// once raised a GLib critical ("Address already in use", then g_hash_table_foreach).
+fn disable_upnp(ice: &gst_webrtc::WebRTCICE) {
+    if ice.find_property("agent").is_none() {
+        return;
+    }
+    if let Some(nice) = ice.property::<Option<gst::glib::Object>>("agent")
+        && nice.find_property("upnp").is_some()
+    {
+        nice.set_property("upnp", false);
     }
 }
 

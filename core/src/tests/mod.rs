@@ -5,6 +5,7 @@ mod calls;
 mod hostile;
 mod ice;
 mod livekit;
+mod media_engine;
 mod panel;
 mod peer_calls;
 mod rtc_discovery;

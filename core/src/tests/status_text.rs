@@ -26,10 +26,12 @@ fn peers_are_described_in_words() {
             peer("bob", None),
         ],
         ice_servers: Vec::new(),
+        report_age_ms: Some(1500),
+        not_answering_s: None,
     });
     let text = status.render();
     assert!(
-        text.contains("media: x264enc, microphone muted\n"),
+        text.contains("media: x264enc, microphone muted (figures 1.5 s old)\n"),
         "{text}"
     );
     assert!(
