@@ -141,13 +141,20 @@ pub async fn turn_servers(client: &Client) -> Result<TurnServers, MatrixFailure>
     }
 }
 
-/// The homeserver's RTC transports (MSC4143), as JSON objects for the core to read.
+/// The homeserver's RTC transports (MSC4143), as JSON objects for the core to read. An answer
+/// without any (Synapse without `matrix_rtc` answers `{}`) is none, not a failure.
 pub async fn rtc_transports(client: &Client) -> Result<Vec<Value>, MatrixFailure> {
-    let response = client
-        .send(transports::v1::Request::new())
-        .await
-        .map_err(|e| http_failure("asking for the homeserver's RTC transports", &e))?;
-    Ok(to_json(&response.rtc_transports))
+    match client.send(transports::v1::Request::new()).await {
+        Ok(response) => Ok(to_json(&response.rtc_transports)),
+        Err(HttpError::Api(e)) if matches!(*e, FromHttpResponseError::Deserialization(_)) => {
+            log::debug!("the homeserver's RTC transports answer lists none: {e}");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(http_failure(
+            "asking for the homeserver's RTC transports",
+            &e,
+        )),
+    }
 }
 
 /// `.well-known/matrix/client`'s `org.matrix.msc4143.rtc_foci`, as JSON objects; none when the

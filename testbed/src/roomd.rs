@@ -34,6 +34,8 @@ pub struct RoomdConfig {
     pub invite_from: Vec<String>,
     /// `calls.conference_focus`, when set.
     pub conference_focus: Option<String>,
+    /// `calls.livekit_service_url`, when set.
+    pub livekit_service_url: Option<String>,
     /// Appended to roomd.toml: more sections, such as `[ice]`.
     pub extra_toml: String,
 }
@@ -49,6 +51,7 @@ impl RoomdConfig {
             rooms: Vec::new(),
             invite_from: vec![SERVER_NAME.to_owned()],
             conference_focus: None,
+            livekit_service_url: None,
             extra_toml: String::new(),
         }
     }
@@ -88,6 +91,7 @@ invite_from = [{invite_from}]
 [calls]
 direct_call_from = ["{SERVER_NAME}"]
 {focus}
+{livekit}
 
 [camera]
 source = "test"
@@ -123,6 +127,10 @@ socket = "{socket}"
                 .conference_focus
                 .as_ref()
                 .map_or(String::new(), |f| format!("conference_focus = {f:?}")),
+            livekit = self
+                .livekit_service_url
+                .as_ref()
+                .map_or(String::new(), |u| format!("livekit_service_url = {u:?}")),
         );
         let path = dir.join("roomd.toml");
         std::fs::write(&path, format!("{text}{}", self.extra_toml))?;
